@@ -1,0 +1,116 @@
+"""The command line every lab shares: common flags, one-line errors, configs for notebooks.
+
+A lab describes itself with ``lab_parser(...)`` (plus its own flags) and
+calls ``main(parser, run, argv)``.  Notebooks get the same settings without a
+command line through ``make_config(parser, epochs=2, smoke=True)``, so the
+parser is the single source of every default.
+"""
+import argparse
+import sys
+
+from dlcourse.data import SOURCES, DataError
+from dlcourse.optimizers import OPTIMIZER_NAMES
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+class UsageError(ValueError):
+    """A flag or setting the lab cannot work with; reported as one line, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one readable line (and exit code 2), not a usage dump."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = _positive(int)
+positive_float = _positive(float)
+
+
+def lab_parser(name, description, *, epochs, batch_size, lr, optimizer):
+    """A parser with the flags every lab has; the lab passes its own defaults."""
+    parser = OneLineParser(prog=f"python -m labs.{name}", description=description,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.set_defaults(lab=name)
+    add_common_arguments(parser, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer)
+    return parser
+
+
+def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer):
+    """The flags of DESIGN.md's conventions (a week runner passes None defaults: "the lab's own")."""
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
+                        help="global batch size (split across replicas)")
+    parser.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
+    parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default=optimizer,
+                        help="custom_adam / custom_amsgrad are the course's own Adam (dlcourse.optimizers)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (Python, NumPy, TensorFlow)")
+    parser.add_argument("--out", default=None,
+                        help="run directory (default: runs/<lab>/<timestamp>, or the unfinished "
+                             "run with the same settings, which is then resumed)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data and one short epoch: checks that everything runs, in seconds")
+    parser.add_argument("--data-source", choices=SOURCES, default="bundled",
+                        help="bundled = the checksummed copy in data/; online = Keras's mirror")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute strategy; multiworker reads TF_CONFIG")
+    parser.add_argument("--logical-cpus", type=positive_int, default=None,
+                        help="split the CPU into N logical devices (to try --strategy mirrored without GPUs)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="float16 compute with float32 variables (for GPUs with tensor cores)")
+    parser.add_argument("--jit", action="store_true", help="compile the training step with XLA")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch "
+                             "(default: bar on a terminal, a line per epoch otherwise)")
+
+
+def make_config(parser, **overrides):
+    """The settings a command line with no flags would give, changed by ``overrides``.
+
+    For notebooks: ``make_config(parser, smoke=True, epochs=2)``.
+    """
+    config = parser.parse_args([])
+    for key, value in overrides.items():
+        if not hasattr(config, key):
+            raise UsageError(f"unknown setting {key!r}; known: {', '.join(sorted(vars(config)))}")
+        setattr(config, key, value)
+    return config
+
+
+def report_error(prog, error):
+    print(f"{prog}: error: {error}", file=sys.stderr)
+
+
+def main(parser, run, argv=None):
+    """Parse ``argv``, call ``run(config)``, and turn expected failures into one line.
+
+    Exit codes: 0 done, 1 the data or the run failed, 2 a bad flag or value.
+    """
+    try:
+        config = parser.parse_args(argv)
+        run(config)
+    except UsageError as error:
+        report_error(parser.prog, error)
+        return 2
+    except DataError as error:
+        report_error(parser.prog, error)
+        return 1
+    except KeyboardInterrupt:
+        report_error(parser.prog, "interrupted; run the same command again to resume")
+        return 130
+    return 0

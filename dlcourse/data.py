@@ -1,0 +1,142 @@
+"""Data loaders that work offline from the bundles shipped in ``data/``.
+
+Every bundle is checked against ``data/SHA256SUMS`` before it is used, so a
+truncated download or an edited file is caught with one clear message instead
+of a confusing failure deep inside training.  ``source="online"`` fetches the
+same data from Keras's own mirror instead, when the user asks for it and the
+network is there.
+"""
+import csv
+import hashlib
+import os
+import pathlib
+
+import numpy as np
+
+# DLCOURSE_DATA_DIR points the loaders at a copy of data/ elsewhere.
+DATA_DIR = pathlib.Path(os.environ.get("DLCOURSE_DATA_DIR")
+                        or pathlib.Path(__file__).resolve().parent.parent / "data")
+SOURCES = ("bundled", "online")
+IRIS_SPECIES = ("setosa", "versicolor", "virginica")
+MNIST_VALIDATION_SIZE = 5000
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or unreadable; the message says how to fix it."""
+
+
+def _restore_hint(name):
+    return (f"restore it with `git checkout -- data/{name}` "
+            f"(or rebuild it with data/make_bundles.py, see data/README.md)")
+
+
+def expected_checksums(data_dir=None):
+    """The manifest ``data/SHA256SUMS`` as ``{file name: sha256 hex}``."""
+    manifest = pathlib.Path(data_dir or DATA_DIR) / "SHA256SUMS"
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: checksum manifest is missing; {_restore_hint('SHA256SUMS')}")
+    checksums = {}
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split()
+            checksums[name] = digest
+    return checksums
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verified_path(name, data_dir=None):
+    """Path of the bundle ``name`` after checking that it exists and matches its checksum."""
+    data_dir = pathlib.Path(data_dir or DATA_DIR)
+    path = data_dir / name
+    expected = expected_checksums(data_dir).get(name)
+    if expected is None:
+        raise DataError(f"{path}: not listed in {data_dir / 'SHA256SUMS'}")
+    if not path.is_file():
+        raise DataError(f"{path}: file is missing; {_restore_hint(name)}")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise DataError(f"{path}: corrupt (sha256 {actual[:12]}…, expected {expected[:12]}…); "
+                        f"{_restore_hint(name)}")
+    return path
+
+
+def _check_source(source):
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def load_mnist(source="bundled", data_dir=None):
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``: uint8 images 28×28 and uint8 labels.
+
+    60 000 training and 10 000 test images, exactly as published.
+    """
+    _check_source(source)
+    if source == "online":
+        import keras
+        try:
+            return keras.datasets.mnist.load_data()
+        except Exception as error:  # the network error types vary by platform
+            raise DataError(f"could not download MNIST ({error}); "
+                            "use the bundled copy (drop --data-source online)") from None
+    path = verified_path("mnist.npz", data_dir)
+    try:
+        with np.load(path, allow_pickle=False) as bundle:
+            return (bundle["x_train"], bundle["y_train"]), (bundle["x_test"], bundle["y_test"])
+    except (OSError, ValueError, KeyError) as error:
+        raise DataError(f"{path}: unreadable ({error}); {_restore_hint('mnist.npz')}") from None
+
+
+def split_validation(x_train, y_train, validation_size=MNIST_VALIDATION_SIZE):
+    """Hold out the last ``validation_size`` training examples (a fixed, documented split)."""
+    return (x_train[:-validation_size], y_train[:-validation_size]), \
+        (x_train[-validation_size:], y_train[-validation_size:])
+
+
+def load_iris(data_dir=None):
+    """Fisher's Iris data: ``features`` float32 (150, 4) in cm, ``labels`` int (150,) indexing IRIS_SPECIES."""
+    path = verified_path("iris.csv", data_dir)
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    features = np.array([[float(row[key]) for key in list(row)[:4]] for row in rows], dtype="float32")
+    labels = np.array([int(row["species"]) for row in rows], dtype="int64")
+    return features, labels
+
+
+def as_dataset(features, labels, batch_size, shuffle=False, seed=None, cache=True):
+    """A ``tf.data`` pipeline: (shuffle) → batch → (cache) → prefetch."""
+    import tensorflow as tf
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if cache:
+        dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+SMOKE_SIZES = {"train": 1024, "validation": 256, "test": 512}
+
+
+def mnist_splits(source="bundled", smoke=False, flatten=False):
+    """MNIST ready for a model: ``{"train"|"validation"|"test": (images, labels)}``.
+
+    Images are float32 in [0, 1], shaped (N, 28, 28, 1), or (N, 784) with
+    ``flatten``; the validation split is the last 5 000 training images.
+    ``smoke`` keeps only the first few hundred of each split.
+    """
+    (x_train, y_train), (x_test, y_test) = load_mnist(source)
+    train, validation = split_validation(x_train, y_train)
+    splits = {"train": train, "validation": validation, "test": (x_test, y_test)}
+    shape = (-1, 784) if flatten else (-1, 28, 28, 1)
+    prepared = {}
+    for name, (images, labels) in splits.items():
+        if smoke:
+            images, labels = images[:SMOKE_SIZES[name]], labels[:SMOKE_SIZES[name]]
+        prepared[name] = ((images.astype("float32") / 255.0).reshape(shape), labels.astype("int64"))
+    return prepared

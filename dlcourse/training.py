@@ -1,0 +1,209 @@
+"""How every lab trains, saves and reports: one convention in one place.
+
+A run lives in one directory (``--out`` or ``runs/<lab>/<timestamp>/``)::
+
+    config.json      the settings of the run
+    history.csv      one row per epoch (Keras CSVLogger)
+    tensorboard/     TensorBoard logs
+    checkpoints/     best.keras, the best model by the validation metric
+    backup/          BackupAndRestore state while training; gone when it ends
+    metrics.json     the final numbers (written last: its presence means "finished")
+    *.png            figures
+
+Killing a run (even with ``kill -9``) and running the same command again
+resumes from the last completed epoch: Keras's BackupAndRestore restores the
+weights, optimizer state and epoch counter, and without ``--out`` the newest
+unfinished run with the same settings is picked up again.
+"""
+import csv
+import datetime
+import json
+import os
+import pathlib
+import time
+
+import keras
+import tensorflow as tf
+
+from dlcourse.cli import UsageError
+from dlcourse.optimizers import make_optimizer
+
+RUNS_ROOT = pathlib.Path("runs")
+# Settings that do not change what is computed, so a rerun that differs only
+# in them still resumes the same run.
+_NOT_PART_OF_IDENTITY = {"out", "verbose"}
+
+
+def _identity(config):
+    return {key: value for key, value in vars(config).items() if key not in _NOT_PART_OF_IDENTITY}
+
+
+def _read_json(path):
+    try:
+        return json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _find_unfinished_run(lab_root, config):
+    """The newest run directory of this lab with the same settings that never finished."""
+    if not lab_root.is_dir():
+        return None
+    for candidate in sorted(lab_root.iterdir(), reverse=True):
+        if ((candidate / "backup").is_dir() and not (candidate / "metrics.json").exists()
+                and _read_json(candidate / "config.json") == _identity(config)):
+            return candidate
+    return None
+
+
+def _choose_run_dir(config):
+    """Where this run writes, and whether it continues an earlier, unfinished one."""
+    if config.out is not None:
+        run_dir = pathlib.Path(config.out)
+        previous = _read_json(run_dir / "config.json")
+        if previous is None:
+            return run_dir, False
+        if (run_dir / "metrics.json").exists():
+            raise UsageError(f"{run_dir} already holds a finished run; choose another --out "
+                             "(or delete that directory to redo it)")
+        if previous != _identity(config):
+            raise UsageError(f"{run_dir} holds an unfinished run with other settings; "
+                             "rerun with those settings to resume it, or choose another --out")
+        return run_dir, (run_dir / "backup").is_dir()
+    lab_root = RUNS_ROOT / config.lab
+    unfinished = _find_unfinished_run(lab_root, config)
+    if unfinished is not None:
+        return unfinished, True
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return lab_root / stamp, False
+
+
+def _split_cpu(logical_cpus):
+    """Present the CPU as ``logical_cpus`` devices; only possible before TensorFlow starts."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)]
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError:
+        if len(tf.config.list_logical_devices("CPU")) != logical_cpus:
+            raise UsageError("--logical-cpus must be set before TensorFlow starts "
+                             "(restart the kernel or run it from a fresh process)") from None
+
+
+def make_strategy(name):
+    """The ``tf.distribute`` strategy named on the command line."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise UsageError("--strategy multiworker needs the TF_CONFIG environment variable "
+                             "(cluster and task of this worker)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UsageError(f"unknown strategy {name!r}")
+
+
+class Run:
+    """One training run: its directory, strategy and callbacks, and what it reports."""
+
+    def __init__(self, config):
+        self.started = time.time()
+        self.config = config
+        if config.logical_cpus:
+            _split_cpu(config.logical_cpus)
+        keras.utils.set_random_seed(config.seed)
+        keras.mixed_precision.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+        self.strategy = make_strategy(config.strategy)
+        self.dir, self.resuming = _choose_run_dir(config)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(_identity(config), indent=2) + "\n")
+        self.resumed_from_epoch = 0
+        if self.resuming:
+            backup_state = _read_json(self.path("backup") / "training_metadata.json") or {}
+            self.resumed_from_epoch = int(backup_state.get("epoch", 0))
+            print(f"Resuming the unfinished run in {self.dir} after epoch {self.resumed_from_epoch}")
+        else:
+            print(f"Run directory: {self.dir}")
+
+    @property
+    def replicas(self):
+        return self.strategy.num_replicas_in_sync
+
+    def path(self, name):
+        return self.dir / name
+
+    @property
+    def best_checkpoint(self):
+        return self.dir / "checkpoints" / "best.keras"
+
+    def optimizer(self, learning_rate=None, **kwargs):
+        """The ``--optimizer`` at ``--lr`` (or at ``learning_rate``, e.g. a schedule)."""
+        return make_optimizer(self.config.optimizer, learning_rate or self.config.lr, **kwargs)
+
+    def compile(self, model, loss, metrics=("accuracy",), **kwargs):
+        """``model.compile`` with the run's optimizer and ``--jit`` setting."""
+        model.compile(optimizer=kwargs.pop("optimizer", None) or self.optimizer(), loss=loss,
+                      metrics=list(metrics), jit_compile=True if self.config.jit else "auto", **kwargs)
+        return model
+
+    def history(self):
+        """Rows of history.csv, one per completed epoch (the last row wins if an epoch repeats)."""
+        path = self.path("history.csv")
+        if not path.exists():
+            return []
+        with open(path, newline="") as stream:
+            rows = {int(row["epoch"]): row for row in csv.DictReader(stream) if row.get("epoch")}
+        return [rows[epoch] for epoch in sorted(rows)]
+
+    def callbacks(self, monitor="val_accuracy", mode="max"):
+        """The Keras callbacks every lab trains with."""
+        best_so_far = [float(row[monitor]) for row in self.history() if row.get(monitor)]
+        best = (max if mode == "max" else min)(best_so_far) if best_so_far else None
+        self.best_checkpoint.parent.mkdir(exist_ok=True)
+        # Order matters for a kill between two of them: the epoch is logged and
+        # checkpointed before it is backed up, so at worst it is trained again.
+        return [
+            keras.callbacks.CSVLogger(str(self.path("history.csv")), append=True),
+            keras.callbacks.ModelCheckpoint(str(self.best_checkpoint), monitor=monitor, mode=mode,
+                                            save_best_only=True, initial_value_threshold=best),
+            keras.callbacks.BackupAndRestore(str(self.path("backup")), double_checkpoint=True),
+            keras.callbacks.TensorBoard(str(self.path("tensorboard")), profile_batch=0),
+        ]
+
+    def fit(self, model, train_data, validation_data, monitor="val_accuracy", mode="max",
+            epochs=None, extra_callbacks=()):
+        """Train with the standard callbacks, then restore the best checkpoint's weights."""
+        # The tf.data pipelines shuffle themselves (seeded); fit must not try to.
+        model.fit(train_data, validation_data=validation_data, shuffle=False,
+                  epochs=epochs or self.config.epochs,
+                  callbacks=self.callbacks(monitor, mode) + list(extra_callbacks),
+                  verbose="auto" if self.config.verbose is None else self.config.verbose)
+        self._rewrite_history()
+        if self.best_checkpoint.exists():
+            model.load_weights(self.best_checkpoint)
+        return model
+
+    def _rewrite_history(self):
+        """Drop an epoch logged twice (a kill between logging and backing up repeats it)."""
+        rows = self.history()
+        if rows:
+            with open(self.path("history.csv"), "w", newline="") as stream:
+                writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def finish(self, **metrics):
+        """Write metrics.json (last, so that it marks the run as finished) and return it."""
+        metrics = {"lab": self.config.lab, **metrics,
+                   "wall_seconds": round(time.time() - self.started, 2),
+                   "epochs": len(self.history()),
+                   "resumed_from_epoch": self.resumed_from_epoch,
+                   "replicas": self.replicas,
+                   "devices": [device.name for device in tf.config.list_logical_devices()
+                               if device.device_type in ("GPU", "CPU")],
+                   "run_dir": str(self.dir)}
+        temporary = self.path("metrics.json.tmp")
+        temporary.write_text(json.dumps(metrics, indent=2) + "\n")
+        temporary.replace(self.path("metrics.json"))
+        return metrics

@@ -1,0 +1,14 @@
+"""Week 1: the MNIST family and the Iris homework.  ``python -m labs.week1 [--lab NAME] [flags]``."""
+import sys
+
+from dlcourse import weeks
+
+LABS = ("softmax_mnist", "cnn_mnist")
+
+
+def main(argv=None):
+    return weeks.main("week1", LABS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

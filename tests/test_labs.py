@@ -1,0 +1,74 @@
+"""Each week-1 lab end to end in smoke mode, as a user runs it (a subprocess, offline)."""
+import csv
+import json
+
+import pytest
+
+from tests.conftest import read_metrics, run_lab
+
+RUN_FILES = ("config.json", "history.csv", "metrics.json", "checkpoints/best.keras",
+             "curves.png", "confusion_matrix.png")
+
+
+def history_epochs(run_dir):
+    with open(run_dir / "history.csv", newline="") as stream:
+        return [int(row["epoch"]) for row in csv.DictReader(stream)]
+
+
+@pytest.mark.parametrize("lab, extra, floor", [
+    ("softmax_mnist", [], 0.6),
+    ("softmax_mnist", ["--optimizer", "custom_adam", "--lr", "0.01"], 0.6),
+    ("cnn_mnist", [], 0.5),
+])
+def test_lab_smoke_run_writes_the_whole_run_directory(tmp_path, lab, extra, floor):
+    run_dir = tmp_path / "run"
+    result = run_lab(f"labs.{lab}", "--smoke", "--epochs", 3, "--out", run_dir, *extra)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (run_dir / "backup").exists(), "the backup is removed once training ends"
+    metrics = read_metrics(run_dir)
+    # 1 024 training images and three short epochs: well above chance (0.1), far from the full run.
+    assert floor < metrics["test_accuracy"] <= 1.0
+    assert metrics["test_loss"] > 0 and metrics["wall_seconds"] > 0
+    assert metrics["epochs"] == 3 and history_epochs(run_dir) == [0, 1, 2]
+    if extra:
+        assert json.loads((run_dir / "config.json").read_text())["optimizer"] == extra[1]
+
+
+def test_cnn_lab_draws_misclassified_digits(tmp_path):
+    result = run_lab("labs.cnn_mnist", "--smoke", "--epochs", 1, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "misclassified.png").stat().st_size > 1000
+
+
+def test_week1_runs_one_lab_and_prints_the_table(tmp_path):
+    result = run_lab("labs.week1", "--lab", "softmax_mnist", "--smoke", "--epochs", 1,
+                     "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = result.stdout.split("week1: 1 lab(s)")[1]
+    assert "lab" in table and "course" in table and "run_dir" in table
+    row = next(line for line in table.splitlines() if line.startswith("softmax_mnist"))
+    value = read_metrics(tmp_path / "softmax_mnist")["test_accuracy"]
+    assert str(value) in row and "0.918" in row and str(tmp_path / "softmax_mnist") in row
+    assert "cnn_mnist" not in table
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    result = run_lab("labs.softmax_mnist", "--smoke", "--epochs", 2, "--out", tmp_path,
+                     "--strategy", "mirrored", "--logical-cpus", 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_metrics(tmp_path)
+    assert metrics["replicas"] == 2
+    assert metrics["test_accuracy"] > 0.6
+
+
+def test_finished_run_directory_is_never_overwritten(tmp_path):
+    first = run_lab("labs.softmax_mnist", "--smoke", "--epochs", 1, "--out", tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    saved = (tmp_path / "metrics.json").read_bytes()
+    again = run_lab("labs.softmax_mnist", "--smoke", "--epochs", 1, "--out", tmp_path)
+    assert again.returncode == 2
+    assert "already holds a finished run" in again.stderr
+    assert (tmp_path / "metrics.json").read_bytes() == saved

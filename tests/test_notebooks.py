@@ -1,0 +1,42 @@
+"""Every notebook runs end to end in smoke mode (nbclient), with its figures shown inline."""
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+def smoke_version(notebook, out_dir):
+    """The notebook with a cell after its parameters cell that switches on smoke mode."""
+    index = next(i for i, cell in enumerate(notebook.cells)
+                 if "parameters" in cell.metadata.get("tags", []))
+    overrides = f"SMOKE = True\nEPOCHS = 1\nOUT_DIR = {str(out_dir)!r}"
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(overrides))
+    return notebook
+
+
+def test_there_are_notebooks():
+    assert {path.name for path in NOTEBOOKS} >= {"week1_softmax_mnist.ipynb", "week1_cnn_mnist.ipynb"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_in_smoke_mode(path, tmp_path):
+    notebook = smoke_version(nbformat.read(path, as_version=4), tmp_path / "run")
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    assert len(images) >= 3, "figures are shown inline"
+    assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), path
