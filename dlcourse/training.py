@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import pathlib
+import sys
 import time
 
 import keras
@@ -178,11 +179,17 @@ class Run:
         model.fit(train_data, validation_data=validation_data, shuffle=False,
                   epochs=epochs or self.config.epochs,
                   callbacks=self.callbacks(monitor, mode) + list(extra_callbacks),
-                  verbose="auto" if self.config.verbose is None else self.config.verbose)
+                  verbose=self._verbosity())
         self._rewrite_history()
         if self.best_checkpoint.exists():
             model.load_weights(self.best_checkpoint)
         return model
+
+    def _verbosity(self):
+        """A progress bar on a terminal; one line per epoch in logs and notebooks."""
+        if self.config.verbose is not None:
+            return self.config.verbose
+        return 1 if sys.stdout.isatty() else 2
 
     def _rewrite_history(self):
         """Drop an epoch logged twice (a kill between logging and backing up repeats it)."""
