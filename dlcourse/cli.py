@@ -12,6 +12,7 @@ from dlcourse.data import SOURCES, DataError
 from dlcourse.optimizers import OPTIMIZER_NAMES
 
 STRATEGIES = ("default", "mirrored", "multiworker")
+SCHEDULES = ("constant", "cosine")
 
 
 class UsageError(ValueError):
@@ -42,16 +43,17 @@ positive_int = _positive(int)
 positive_float = _positive(float)
 
 
-def lab_parser(name, description, *, epochs, batch_size, lr, optimizer):
+def lab_parser(name, description, *, epochs, batch_size, lr, optimizer, schedule="constant"):
     """A parser with the flags every lab has; the lab passes its own defaults."""
     parser = OneLineParser(prog=f"python -m labs.{name}", description=description,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.set_defaults(lab=name)
-    add_common_arguments(parser, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer)
+    add_common_arguments(parser, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                         schedule=schedule)
     return parser
 
 
-def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer):
+def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer, schedule):
     """The flags of DESIGN.md's conventions (a week runner passes None defaults: "the lab's own")."""
     parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
     parser.add_argument("--batch-size", type=positive_int, default=batch_size,
@@ -59,6 +61,9 @@ def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer):
     parser.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     parser.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default=optimizer,
                         help="custom_adam / custom_amsgrad are the course's own Adam (dlcourse.optimizers)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=schedule,
+                        help="constant: --lr throughout; cosine: warm up to --lr over the first 10%% "
+                             "of steps, then cosine decay to 0")
     parser.add_argument("--seed", type=int, default=1, help="random seed (Python, NumPy, TensorFlow)")
     parser.add_argument("--out", default=None,
                         help="run directory (default: runs/<lab>/<timestamp>, or the unfinished "

@@ -109,6 +109,31 @@ def load_iris(data_dir=None):
     return features, labels
 
 
+def stratified_split(labels, fractions, seed=0):
+    """Index arrays splitting examples by ``fractions`` (e.g. 0.6, 0.2, 0.2) within each class.
+
+    Every part gets the same class proportions; a fixed ``seed`` makes the
+    split identical on every machine, so results can be compared.
+    """
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in fractions]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.round(np.cumsum(fractions) / np.sum(fractions) * len(members)).astype(int)
+        for part, chunk in zip(parts, np.split(members, bounds[:-1])):
+            part.extend(chunk)
+    return [np.sort(np.array(part, dtype="int64")) for part in parts]
+
+
+def iris_splits(seed=0):
+    """Iris split 60/20/20 into train/validation/test, stratified by species, always the same."""
+    features, labels = load_iris()
+    train, validation, test = stratified_split(labels, (0.6, 0.2, 0.2), seed=seed)
+    return {"train": (features[train], labels[train]),
+            "validation": (features[validation], labels[validation]),
+            "test": (features[test], labels[test])}
+
+
 def as_dataset(features, labels, batch_size, shuffle=False, seed=None, cache=True):
     """A ``tf.data`` pipeline: (shuffle) → batch → (cache) → prefetch."""
     import tensorflow as tf

@@ -158,3 +158,12 @@ def make_optimizer(name, learning_rate, **kwargs):
         "custom_amsgrad": lambda: CustomAdam(learning_rate, amsgrad=True, **kwargs),
     }
     return builders[name]()
+
+
+def warmup_cosine(peak, total_steps, warmup_fraction=0.1):
+    """Learning rate rising linearly from 0 to ``peak`` over the first 10 % of steps, then
+    falling along a cosine to 0: large steps early, fine ones at the end."""
+    warmup_steps = max(1, int(warmup_fraction * total_steps))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=peak, warmup_steps=warmup_steps)

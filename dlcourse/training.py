@@ -7,13 +7,16 @@ A run lives in one directory (``--out`` or ``runs/<lab>/<timestamp>/``)::
     tensorboard/     TensorBoard logs
     checkpoints/     best.keras, the best model by the validation metric
     backup/          BackupAndRestore state while training; gone when it ends
+    (a lab that trains in phases, e.g. pre-training then fine-tuning, has
+    history-<phase>.csv, backup-<phase>/ and checkpoints/best-<phase>.keras)
     metrics.json     the final numbers (written last: its presence means "finished")
     *.png            figures
 
 Killing a run (even with ``kill -9``) and running the same command again
 resumes from the last completed epoch: Keras's BackupAndRestore restores the
-weights, optimizer state and epoch counter, and without ``--out`` the newest
-unfinished run with the same settings is picked up again.
+weights, optimizer state and epoch counter, a phase that already finished is
+not trained again, and without ``--out`` the newest unfinished run with the
+same settings is picked up again.
 """
 import csv
 import datetime
@@ -27,7 +30,9 @@ import keras
 import tensorflow as tf
 
 from dlcourse.cli import UsageError
-from dlcourse.optimizers import make_optimizer
+from dlcourse.data import as_dataset
+from dlcourse.evaluation import evaluate_classifier
+from dlcourse.optimizers import make_optimizer, warmup_cosine
 
 RUNS_ROOT = pathlib.Path("runs")
 # Settings that do not change what is computed, so a rerun that differs only
@@ -46,12 +51,26 @@ def _read_json(path):
         return None
 
 
+def _read_history(path):
+    """Rows of a history CSV, one per epoch (the last row wins if an epoch was logged twice)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as stream:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(stream) if row.get("epoch")}
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def _completed_epochs(run_dir):
+    """Epochs logged in a run directory, over all its training phases."""
+    return sum(len(_read_history(path)) for path in run_dir.glob("history*.csv"))
+
+
 def _find_unfinished_run(lab_root, config):
     """The newest run directory of this lab with the same settings that never finished."""
     if not lab_root.is_dir():
         return None
     for candidate in sorted(lab_root.iterdir(), reverse=True):
-        if ((candidate / "backup").is_dir() and not (candidate / "metrics.json").exists()
+        if (_completed_epochs(candidate) and not (candidate / "metrics.json").exists()
                 and _read_json(candidate / "config.json") == _identity(config)):
             return candidate
     return None
@@ -70,7 +89,7 @@ def _choose_run_dir(config):
         if previous != _identity(config):
             raise UsageError(f"{run_dir} holds an unfinished run with other settings; "
                              "rerun with those settings to resume it, or choose another --out")
-        return run_dir, (run_dir / "backup").is_dir()
+        return run_dir, _completed_epochs(run_dir) > 0
     lab_root = RUNS_ROOT / config.lab
     unfinished = _find_unfinished_run(lab_root, config)
     if unfinished is not None:
@@ -105,6 +124,11 @@ def make_strategy(name):
     raise UsageError(f"unknown strategy {name!r}")
 
 
+def training_steps(config, num_examples, epochs=None):
+    """Optimizer steps in ``epochs`` (default ``--epochs``) passes over ``num_examples``."""
+    return (epochs or config.epochs) * -(-num_examples // config.batch_size)
+
+
 class Run:
     """One training run: its directory, strategy and callbacks, and what it reports."""
 
@@ -116,14 +140,12 @@ class Run:
         keras.utils.set_random_seed(config.seed)
         keras.mixed_precision.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
         self.strategy = make_strategy(config.strategy)
-        self.dir, self.resuming = _choose_run_dir(config)
+        self.dir, resuming = _choose_run_dir(config)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "config.json").write_text(json.dumps(_identity(config), indent=2) + "\n")
-        self.resumed_from_epoch = 0
-        if self.resuming:
-            backup_state = _read_json(self.path("backup") / "training_metadata.json") or {}
-            self.resumed_from_epoch = int(backup_state.get("epoch", 0))
-            print(f"Resuming the unfinished run in {self.dir} after epoch {self.resumed_from_epoch}")
+        self.resumed_from_epoch = _completed_epochs(self.dir) if resuming else 0
+        if resuming:
+            print(f"Resuming the unfinished run in {self.dir} after {self.resumed_from_epoch} epoch(s)")
         else:
             print(f"Run directory: {self.dir}")
 
@@ -134,55 +156,80 @@ class Run:
     def path(self, name):
         return self.dir / name
 
+    def _phase_paths(self, phase):
+        suffix = f"-{phase}" if phase else ""
+        return {"history": self.path(f"history{suffix}.csv"), "backup": self.path(f"backup{suffix}"),
+                "best": self.path("checkpoints") / f"best{suffix}.keras"}
+
     @property
     def best_checkpoint(self):
-        return self.dir / "checkpoints" / "best.keras"
+        return self._phase_paths(None)["best"]
 
-    def optimizer(self, learning_rate=None, **kwargs):
-        """The ``--optimizer`` at ``--lr`` (or at ``learning_rate``, e.g. a schedule)."""
-        return make_optimizer(self.config.optimizer, learning_rate or self.config.lr, **kwargs)
+    def history_path(self, phase=None):
+        return self._phase_paths(phase)["history"]
 
-    def compile(self, model, loss, metrics=("accuracy",), **kwargs):
-        """``model.compile`` with the run's optimizer and ``--jit`` setting."""
-        model.compile(optimizer=kwargs.pop("optimizer", None) or self.optimizer(), loss=loss,
+    def figure_path(self, name, phase=None):
+        """``<name>.png``, or ``<name>-<phase>.png`` for one phase of a multi-phase lab."""
+        return self.path(f"{name}-{phase}.png" if phase else f"{name}.png")
+
+    def history(self, phase=None):
+        """Rows of the history CSV of ``phase``, one per completed epoch."""
+        return _read_history(self._phase_paths(phase)["history"])
+
+    def optimizer(self, total_steps=None, lr_scale=1.0, **kwargs):
+        """The ``--optimizer`` at ``--lr`` × ``lr_scale``; ``--schedule cosine`` needs ``total_steps``."""
+        learning_rate = self.config.lr * lr_scale
+        if self.config.schedule == "cosine":
+            if not total_steps:
+                raise ValueError("--schedule cosine needs the number of training steps")
+            learning_rate = warmup_cosine(learning_rate, total_steps)
+        return make_optimizer(self.config.optimizer, learning_rate, **kwargs)
+
+    def compile(self, model, loss, metrics=("accuracy",), total_steps=None, lr_scale=1.0, **kwargs):
+        """``model.compile`` with the run's optimizer, learning-rate schedule and ``--jit``."""
+        model.compile(optimizer=self.optimizer(total_steps, lr_scale), loss=loss,
                       metrics=list(metrics), jit_compile=True if self.config.jit else "auto", **kwargs)
         return model
 
-    def history(self):
-        """Rows of history.csv, one per completed epoch (the last row wins if an epoch repeats)."""
-        path = self.path("history.csv")
-        if not path.exists():
-            return []
-        with open(path, newline="") as stream:
-            rows = {int(row["epoch"]): row for row in csv.DictReader(stream) if row.get("epoch")}
-        return [rows[epoch] for epoch in sorted(rows)]
-
-    def callbacks(self, monitor="val_accuracy", mode="max"):
+    def callbacks(self, monitor="val_accuracy", mode="max", phase=None):
         """The Keras callbacks every lab trains with."""
-        best_so_far = [float(row[monitor]) for row in self.history() if row.get(monitor)]
+        paths = self._phase_paths(phase)
+        best_so_far = [float(row[monitor]) for row in self.history(phase) if row.get(monitor)]
         best = (max if mode == "max" else min)(best_so_far) if best_so_far else None
-        self.best_checkpoint.parent.mkdir(exist_ok=True)
+        paths["best"].parent.mkdir(exist_ok=True)
+        log_dir = self.path("tensorboard") / phase if phase else self.path("tensorboard")
         # Order matters for a kill between two of them: the epoch is logged and
         # checkpointed before it is backed up, so at worst it is trained again.
         return [
-            keras.callbacks.CSVLogger(str(self.path("history.csv")), append=True),
-            keras.callbacks.ModelCheckpoint(str(self.best_checkpoint), monitor=monitor, mode=mode,
+            keras.callbacks.CSVLogger(str(paths["history"]), append=True),
+            keras.callbacks.ModelCheckpoint(str(paths["best"]), monitor=monitor, mode=mode,
                                             save_best_only=True, initial_value_threshold=best),
-            keras.callbacks.BackupAndRestore(str(self.path("backup")), double_checkpoint=True),
-            keras.callbacks.TensorBoard(str(self.path("tensorboard")), profile_batch=0),
+            keras.callbacks.BackupAndRestore(str(paths["backup"]), double_checkpoint=True),
+            keras.callbacks.TensorBoard(str(log_dir), profile_batch=0),
         ]
 
     def fit(self, model, train_data, validation_data, monitor="val_accuracy", mode="max",
-            epochs=None, extra_callbacks=()):
-        """Train with the standard callbacks, then restore the best checkpoint's weights."""
-        # The tf.data pipelines shuffle themselves (seeded); fit must not try to.
-        model.fit(train_data, validation_data=validation_data, shuffle=False,
-                  epochs=epochs or self.config.epochs,
-                  callbacks=self.callbacks(monitor, mode) + list(extra_callbacks),
-                  verbose=self._verbosity())
-        self._rewrite_history()
-        if self.best_checkpoint.exists():
-            model.load_weights(self.best_checkpoint)
+            epochs=None, phase=None, extra_callbacks=()):
+        """Train with the standard callbacks, then restore the best checkpoint's weights.
+
+        ``phase`` names one stage of a lab that trains several times (its files
+        get the suffix); a phase that finished in an earlier, interrupted run
+        is not trained again: its best weights are loaded instead.
+        """
+        epochs = epochs or self.config.epochs
+        paths = self._phase_paths(phase)
+        finished_before = (len(self.history(phase)) >= epochs and not paths["backup"].exists()
+                           and paths["best"].exists())
+        if finished_before:
+            print(f"{phase or 'training'}: finished in an earlier run, loading its best weights")
+        else:
+            # The tf.data pipelines shuffle themselves (seeded); fit must not try to.
+            model.fit(train_data, validation_data=validation_data, shuffle=False, epochs=epochs,
+                      callbacks=self.callbacks(monitor, mode, phase) + list(extra_callbacks),
+                      verbose=self._verbosity())
+            self._rewrite_history(paths["history"])
+        if paths["best"].exists():
+            model.load_weights(paths["best"])
         return model
 
     def _verbosity(self):
@@ -191,11 +238,12 @@ class Run:
             return self.config.verbose
         return 1 if sys.stdout.isatty() else 2
 
-    def _rewrite_history(self):
+    @staticmethod
+    def _rewrite_history(path):
         """Drop an epoch logged twice (a kill between logging and backing up repeats it)."""
-        rows = self.history()
+        rows = _read_history(path)
         if rows:
-            with open(self.path("history.csv"), "w", newline="") as stream:
+            with open(path, "w", newline="") as stream:
                 writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
@@ -204,7 +252,7 @@ class Run:
         """Write metrics.json (last, so that it marks the run as finished) and return it."""
         metrics = {"lab": self.config.lab, **metrics,
                    "wall_seconds": round(time.time() - self.started, 2),
-                   "epochs": len(self.history()),
+                   "epochs": _completed_epochs(self.dir),
                    "resumed_from_epoch": self.resumed_from_epoch,
                    "replicas": self.replicas,
                    "devices": [device.name for device in tf.config.list_logical_devices()
@@ -214,3 +262,22 @@ class Run:
         temporary.write_text(json.dumps(metrics, indent=2) + "\n")
         temporary.replace(self.path("metrics.json"))
         return metrics
+
+
+def train_classifier(config, splits, build_model, loss, class_names, image_shape=None):
+    """The algorithm part every classifier lab shares, start to finish.
+
+    ``splits`` maps train/validation/test to ``(features, labels)``;
+    ``build_model()`` makes a fresh model (called inside the strategy's scope).
+    Trains with the run's optimizer and callbacks, evaluates the best
+    checkpoint on the test split, draws the figures and writes metrics.json.
+    """
+    training_run = Run(config)
+    train = as_dataset(*splits["train"], config.batch_size, shuffle=True, seed=config.seed)
+    validation = as_dataset(*splits["validation"], config.batch_size)
+    with training_run.strategy.scope():
+        model = training_run.compile(build_model(), loss,
+                                     total_steps=training_steps(config, len(splits["train"][0])))
+    training_run.fit(model, train, validation)
+    metrics = evaluate_classifier(training_run, model, splits["test"], class_names, image_shape)
+    return training_run.finish(**metrics)

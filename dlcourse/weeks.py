@@ -20,7 +20,8 @@ def week_parser(week, lab_names):
     parser.add_argument("--lab", action="append", choices=lab_names,
                         help="run only this lab (repeatable; default: all of them in order)")
     # None / False = "not given": each lab keeps its own default.
-    cli.add_common_arguments(parser, epochs=None, batch_size=None, lr=None, optimizer=None)
+    cli.add_common_arguments(parser, epochs=None, batch_size=None, lr=None, optimizer=None,
+                             schedule=None)
     parser.set_defaults(seed=None, data_source=None, strategy=None)
     return parser
 

@@ -3,7 +3,7 @@ import sys
 
 from dlcourse import weeks
 
-LABS = ("softmax_mnist", "cnn_mnist")
+LABS = ("softmax_mnist", "mlp_mnist", "cnn_mnist", "autoencoder", "stacked_autoencoder", "iris_ann")
 
 
 def main(argv=None):

@@ -2,7 +2,10 @@
 import csv
 import json
 
+import numpy as np
 import pytest
+
+from dlcourse import data
 
 from tests.conftest import read_metrics, run_lab
 
@@ -18,9 +21,11 @@ def history_epochs(run_dir):
 @pytest.mark.parametrize("lab, extra, floor", [
     ("softmax_mnist", [], 0.6),
     ("softmax_mnist", ["--optimizer", "custom_adam", "--lr", "0.01"], 0.6),
+    ("mlp_mnist", ["--optimizer", "custom_amsgrad"], 0.6),
     ("cnn_mnist", [], 0.5),
+    ("iris_ann", ["--epochs", 40], 0.8),
 ])
-def test_lab_smoke_run_writes_the_whole_run_directory(tmp_path, lab, extra, floor):
+def test_classifier_lab_smoke_run_writes_the_whole_run_directory(tmp_path, lab, extra, floor):
     run_dir = tmp_path / "run"
     result = run_lab(f"labs.{lab}", "--smoke", "--epochs", 3, "--out", run_dir, *extra)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -29,12 +34,40 @@ def test_lab_smoke_run_writes_the_whole_run_directory(tmp_path, lab, extra, floo
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert not (run_dir / "backup").exists(), "the backup is removed once training ends"
     metrics = read_metrics(run_dir)
-    # 1 024 training images and three short epochs: well above chance (0.1), far from the full run.
+    # Tiny data and a few short epochs: well above chance, far from the full run.
     assert floor < metrics["test_accuracy"] <= 1.0
     assert metrics["test_loss"] > 0 and metrics["wall_seconds"] > 0
-    assert metrics["epochs"] == 3 and history_epochs(run_dir) == [0, 1, 2]
-    if extra:
+    epochs = int(extra[extra.index("--epochs") + 1]) if "--epochs" in extra else 3
+    assert metrics["epochs"] == epochs and history_epochs(run_dir) == list(range(epochs))
+    if "--optimizer" in extra:
         assert json.loads((run_dir / "config.json").read_text())["optimizer"] == extra[1]
+
+
+def test_autoencoder_smoke_reconstructs_better_than_a_blank_image(tmp_path):
+    result = run_lab("labs.autoencoder", "--smoke", "--epochs", 3, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_metrics(tmp_path)
+    test_images = data.mnist_splits(smoke=True, flatten=True)["test"][0]
+    blank_image_mse = float(np.mean(test_images ** 2))
+    assert 0 < metrics["test_reconstruction_mse"] < blank_image_mse
+    with open(tmp_path / "history.csv", newline="") as stream:
+        losses = [float(row["val_loss"]) for row in csv.DictReader(stream)]
+    assert losses[-1] < losses[0]
+    assert (tmp_path / "reconstructions.png").stat().st_size > 1000
+
+
+def test_stacked_autoencoder_smoke_reports_both_accuracies(tmp_path):
+    result = run_lab("labs.stacked_autoencoder", "--smoke", "--epochs", 2, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_metrics(tmp_path)
+    assert 0 < metrics["test_accuracy_before_finetuning"] <= 1
+    assert 0.3 < metrics["test_accuracy"] <= 1
+    assert metrics["finetuning_gain"] == pytest.approx(
+        metrics["test_accuracy"] - metrics["test_accuracy_before_finetuning"], abs=1e-4)
+    assert metrics["epochs"] == 6  # three steps of two epochs
+    for phase in ("pretrain", "classifier", "finetune"):
+        assert (tmp_path / "checkpoints" / f"best-{phase}.keras").is_file()
+        assert (tmp_path / f"curves-{phase}.png").is_file()
 
 
 def test_cnn_lab_draws_misclassified_digits(tmp_path):

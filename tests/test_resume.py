@@ -72,3 +72,33 @@ def test_rerun_without_out_finds_the_unfinished_run(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert [path.name for path in lab_root.iterdir()] == [run_dir.name]
     assert read_metrics(run_dir)["epochs"] == EPOCHS
+
+
+def test_killed_multi_phase_run_does_not_redo_finished_phases(tmp_path):
+    """Stacked autoencoder killed in step 2: the rerun keeps step 1 and finishes steps 2 and 3."""
+    run_dir = tmp_path / "run"
+    epochs = 4
+    arguments = ["--smoke", "--epochs", epochs, "--batch-size", 8, "--out", run_dir]
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(lab_command("labs.stacked_autoencoder", *arguments), cwd=REPO,
+                               env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        step_two_log = run_dir / "history-classifier.csv"
+        while process.poll() is None and time.time() < deadline and not (
+                step_two_log.exists() and step_two_log.read_text().count("\n") >= 2):
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    pretrain_log = (run_dir / "history-pretrain.csv").read_bytes()
+
+    result = run_lab("labs.stacked_autoencoder", *arguments)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pretrain: finished in an earlier run" in result.stdout
+    assert (run_dir / "history-pretrain.csv").read_bytes() == pretrain_log
+    metrics = read_metrics(run_dir)
+    assert metrics["epochs"] == 3 * epochs and metrics["resumed_from_epoch"] >= epochs + 1
