@@ -23,9 +23,12 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
+import zipfile
 
+import h5py
 import keras
 import tensorflow as tf
 
@@ -124,6 +127,51 @@ def make_strategy(name):
     raise UsageError(f"unknown strategy {name!r}")
 
 
+def _readable_backup(weights, metadata):
+    try:
+        json.loads(metadata.read_text())
+        with h5py.File(weights, "r") as store:  # read every array, not just the header
+            store.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+        return True
+    except Exception:  # any failure means "not usable", whatever raised it
+        return False
+
+
+def _repair_after_kill(paths):
+    """Make what a killed run left behind readable again, losing at most the epoch in flight.
+
+    ``kill -9`` can land while Keras writes a file.  BackupAndRestore
+    (with ``double_checkpoint``) falls back to its previous copy for unreadable
+    weights, but not for a half-written first backup or metadata file; a
+    half-written best checkpoint or history line would break the end of the run.
+    """
+    history = paths["history"]
+    if history.exists():
+        text = history.read_text()
+        if text and not text.endswith("\n"):  # a row cut off mid-line
+            history.write_text(text[:text.rfind("\n") + 1])
+    backup = paths["backup"]
+    weights, metadata = backup / "latest.weights.h5", backup / "training_metadata.json"
+    previous = weights.with_name(weights.name + ".bkp"), metadata.with_name(metadata.name + ".bkp")
+    if backup.exists() and not _readable_backup(weights, metadata):
+        if _readable_backup(*previous):
+            shutil.copyfile(previous[0], weights)
+            shutil.copyfile(previous[1], metadata)
+            print("The last backup was cut off by the interruption; using the one before it")
+        else:
+            shutil.rmtree(backup)
+            print("The only backup was cut off by the interruption; this phase starts again")
+    best = paths["best"]
+    if best.exists():
+        try:
+            with zipfile.ZipFile(best) as archive:
+                damaged = archive.testzip() is not None
+        except zipfile.BadZipFile:
+            damaged = True
+        if damaged:
+            best.unlink()
+
+
 def training_steps(config, num_examples, epochs=None):
     """Optimizer steps in ``epochs`` (default ``--epochs``) passes over ``num_examples``."""
     return (epochs or config.epochs) * -(-num_examples // config.batch_size)
@@ -195,7 +243,9 @@ class Run:
         """The Keras callbacks every lab trains with."""
         paths = self._phase_paths(phase)
         best_so_far = [float(row[monitor]) for row in self.history(phase) if row.get(monitor)]
-        best = (max if mode == "max" else min)(best_so_far) if best_so_far else None
+        best = None
+        if best_so_far and paths["best"].exists():  # else the next epoch must write one
+            best = (max if mode == "max" else min)(best_so_far)
         paths["best"].parent.mkdir(exist_ok=True)
         log_dir = self.path("tensorboard") / phase if phase else self.path("tensorboard")
         # Order matters for a kill between two of them: the epoch is logged and
@@ -223,13 +273,20 @@ class Run:
         if finished_before:
             print(f"{phase or 'training'}: finished in an earlier run, loading its best weights")
         else:
+            # BackupAndRestore resumes by setting the model's private _initial_epoch,
+            # which Keras never clears: a later fit of the same model (the next
+            # phase) would skip its first epochs.  Start every phase from 0.
+            model._initial_epoch = None
+            _repair_after_kill(paths)
             # The tf.data pipelines shuffle themselves (seeded); fit must not try to.
             model.fit(train_data, validation_data=validation_data, shuffle=False, epochs=epochs,
                       callbacks=self.callbacks(monitor, mode, phase) + list(extra_callbacks),
                       verbose=self._verbosity())
             self._rewrite_history(paths["history"])
         if paths["best"].exists():
-            model.load_weights(paths["best"])
+            # Layer weights only: the checkpoint's optimizer state is of no use here.
+            best = keras.models.load_model(paths["best"], compile=False)
+            model.set_weights(best.get_weights())
         return model
 
     def _verbosity(self):
