@@ -312,6 +312,7 @@ class Run:
                    "epochs": _completed_epochs(self.dir),
                    "resumed_from_epoch": self.resumed_from_epoch,
                    "replicas": self.replicas,
+                   "dtype_policy": keras.mixed_precision.dtype_policy().name,
                    "devices": [device.name for device in tf.config.list_logical_devices()
                                if device.device_type in ("GPU", "CPU")],
                    "run_dir": str(self.dir)}

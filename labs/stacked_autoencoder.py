@@ -10,7 +10,7 @@ Three steps, as in the course:
 ``metrics.json`` reports the test accuracy after step 2 and after step 3, so
 the effect of fine-tuning can be seen.
 
-    python -m labs.stacked_autoencoder --epochs 10
+    python -m labs.stacked_autoencoder --epochs 15
 """
 import sys
 
@@ -23,13 +23,13 @@ NAME = "stacked_autoencoder"
 REFERENCE = {"metric": "test_accuracy", "course": 0.966}
 DIGITS = [str(digit) for digit in range(10)]
 
-parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=10, batch_size=128, lr=2e-3,
+parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=15, batch_size=128, lr=2e-3,
                         optimizer="adam", schedule="cosine")
 parser.add_argument("--code-sizes", type=cli.positive_int, nargs="+", default=[256, 128],
                     help="encoder layer sizes; the last one is the code")
-parser.add_argument("--finetune-lr-factor", type=cli.positive_float, default=0.5,
-                    help="step 3 learning rate = --lr × this factor (small steps keep the "
-                         "pre-trained features)")
+parser.add_argument("--finetune-lr-factor", type=cli.positive_float, default=1.0,
+                    help="step 3 learning rate = --lr × this factor (try 0.1: smaller steps stay "
+                         "closer to the pre-trained features)")
 
 
 # 1. The data: images flattened to 784 values; labels are used only in steps 2 and 3.

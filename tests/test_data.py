@@ -71,3 +71,14 @@ def test_cli_reports_corrupt_bundle_in_one_line(data_copy, tmp_path):
     error_lines = [line for line in result.stderr.splitlines()
                    if line.startswith("python -m labs.softmax_mnist: error:")]
     assert len(error_lines) == 1 and "mnist.npz" in error_lines[0] and "corrupt" in error_lines[0]
+
+
+def test_online_source_failure_is_one_clear_line(monkeypatch):
+    import keras
+
+    def unreachable():
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", unreachable)
+    with pytest.raises(data.DataError, match="could not download MNIST .*drop --data-source online"):
+        data.load_mnist(source="online")

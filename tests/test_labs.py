@@ -97,6 +97,16 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert metrics["test_accuracy"] > 0.6
 
 
+def test_mixed_precision_and_xla_flags_train(tmp_path):
+    result = run_lab("labs.cnn_mnist", "--smoke", "--epochs", 2, "--out", tmp_path,
+                     "--mixed-precision", "--jit")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_metrics(tmp_path)
+    assert metrics["dtype_policy"] == "mixed_float16"
+    assert json.loads((tmp_path / "config.json").read_text())["jit"] is True
+    assert metrics["test_accuracy"] > 0.3
+
+
 def test_finished_run_directory_is_never_overwritten(tmp_path):
     first = run_lab("labs.softmax_mnist", "--smoke", "--epochs", 1, "--out", tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
