@@ -10,6 +10,7 @@ import csv
 import hashlib
 import os
 import pathlib
+import unicodedata
 
 import numpy as np
 
@@ -165,3 +166,92 @@ def mnist_splits(source="bundled", smoke=False, flatten=False):
             images, labels = images[:SMOKE_SIZES[name]], labels[:SMOKE_SIZES[name]]
         prepared[name] = ((images.astype("float32") / 255.0).reshape(shape), labels.astype("int64"))
     return prepared
+
+
+# ---------------------------------------------------------------------------
+# Korean text (week 3, Char-RNN)
+# ---------------------------------------------------------------------------
+
+def read_text_corpus(path):
+    """A UTF-8 text file as one string: line endings ``\\n``, NFC-normalised.
+
+    Use it for your own corpus.  A missing file, a file that is not UTF-8 or a
+    file with no text in it raises ``DataError`` with one line saying which
+    file and what is wrong.  A UTF-8 byte-order mark (as Windows Notepad
+    writes) is dropped.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a text file")
+    if not path.is_file():
+        raise DataError(f"{path}: file is missing")
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: could not be read ({error.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+                        "save it as UTF-8") from None
+    if not text.strip():
+        raise DataError(f"{path}: contains no text (the file is empty or only whitespace)")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # NFC: every Hangul syllable is one code point, however the file was typed.
+    return unicodedata.normalize("NFC", text)
+
+
+def load_korean_corpus(data_dir=None):
+    """The shipped Korean corpus (``data/korean_corpus.txt``) as one NFC string.
+
+    The Constitution of the Republic of Korea followed by ten National
+    Assembly bills and motions, 64 549 characters; see data/README.md.
+    """
+    return read_text_corpus(verified_path("korean_corpus.txt", data_dir))
+
+
+def split_text_bounds(length, validation_fraction=0.1, blocks=10):
+    """Where ``split_text`` cuts a text of ``length`` characters.
+
+    Returns one ``(start, cut, end)`` per block: ``text[start:cut]`` is
+    training text and ``text[cut:end]`` validation text.  The blocks are
+    contiguous, equally long (to one character) and together cover the text.
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be between 0 and 1, got {validation_fraction}")
+    if not isinstance(blocks, int) or blocks < 1:
+        raise ValueError(f"blocks must be a positive integer, got {blocks!r}")
+    if length < 2 * blocks:
+        raise ValueError(f"the text has {length} characters, too few to split into {blocks} blocks "
+                         f"of training and validation text")
+    bounds = []
+    for block in range(blocks):
+        start, end = block * length // blocks, (block + 1) * length // blocks
+        validation_size = round((end - start) * validation_fraction)
+        # Keep at least one character on each side of the cut.
+        validation_size = min(max(validation_size, 1), end - start - 1)
+        bounds.append((start, end - validation_size, end))
+    return bounds
+
+
+def split_text(text, validation_fraction=0.1, blocks=10):
+    """Split ``text`` into ``(train_text, validation_text)`` without leakage.
+
+    A random split of characters or windows would leak: overlapping training
+    windows would contain the validation text.  Instead the text is cut into
+    ``blocks`` equal, contiguous blocks, and the last ``validation_fraction``
+    of every block goes to validation, the rest to training:
+
+        block 1             block 2             ...
+        [ train  | valid ]  [ train  | valid ]  ...
+
+    Taking a piece from every block (rather than just the end of the text)
+    lets validation see every kind of document in the corpus.  The pieces are
+    joined in their original order, so each output has ``blocks - 1`` seams.
+    The split depends only on the text length: the same text always gives
+    the same split.
+    """
+    bounds = split_text_bounds(len(text), validation_fraction, blocks)
+    train_text = "".join(text[start:cut] for start, cut, _ in bounds)
+    validation_text = "".join(text[cut:end] for _, cut, end in bounds)
+    return train_text, validation_text

@@ -30,6 +30,6 @@ def data_copy(tmp_path):
     """A private copy of data/ that a test may damage (pointed to by DLCOURSE_DATA_DIR)."""
     copy = tmp_path / "data"
     copy.mkdir()
-    for name in ("SHA256SUMS", "mnist.npz", "iris.csv"):
+    for name in ("SHA256SUMS", "mnist.npz", "iris.csv", "korean_corpus.txt"):
         (copy / name).write_bytes((REPO / "data" / name).read_bytes())
     return copy
