@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def _save(figure, path):
+def save(figure, path):
     if path is not None:
         figure.savefig(path, dpi=120, bbox_inches="tight")
     return figure
@@ -32,7 +32,7 @@ def plot_history(history_csv, path=None, metrics=("loss", "accuracy")):
         axes.set_title(name)
         axes.grid(alpha=0.3)
         axes.legend()
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def confusion_matrix(true_labels, predicted_labels, num_classes):
@@ -59,7 +59,7 @@ def plot_confusion_matrix(true_labels, predicted_labels, class_names, path=None)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(f"confusion matrix ({counts.trace()}/{counts.sum()} correct)")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_image_grid(images, titles, path=None, columns=10, suptitle=None):
@@ -73,4 +73,4 @@ def plot_image_grid(images, titles, path=None, columns=10, suptitle=None):
         axes.axis("off")
     if suptitle:
         figure.suptitle(suptitle)
-    return _save(figure, path)
+    return save(figure, path)

@@ -3,7 +3,7 @@
 A run lives in one directory (``--out`` or ``runs/<lab>/<timestamp>/``)::
 
     config.json      the settings of the run
-    history.csv      one row per epoch (Keras CSVLogger)
+    history.csv      one row per epoch (Keras CSVLogger), with epoch_seconds
     tensorboard/     TensorBoard logs
     checkpoints/     best.keras, the best model by the validation metric
     backup/          BackupAndRestore state while training; gone when it ends
@@ -172,6 +172,18 @@ def _repair_after_kill(paths):
             best.unlink()
 
 
+class EpochTime(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` (wall time of the epoch, validation included) to the epoch's logs,
+    so that history.csv records how long every epoch took."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._started
+
+
 def training_steps(config, num_examples, epochs=None):
     """Optimizer steps in ``epochs`` (default ``--epochs``) passes over ``num_examples``."""
     return (epochs or config.epochs) * -(-num_examples // config.batch_size)
@@ -251,6 +263,7 @@ class Run:
         # Order matters for a kill between two of them: the epoch is logged and
         # checkpointed before it is backed up, so at worst it is trained again.
         return [
+            EpochTime(),
             keras.callbacks.CSVLogger(str(paths["history"]), append=True),
             keras.callbacks.ModelCheckpoint(str(paths["best"]), monitor=monitor, mode=mode,
                                             save_best_only=True, initial_value_threshold=best),
