@@ -49,7 +49,8 @@ def _check_targets(Y_hat, Y, output):
     Y = np.asarray(Y)
     if output == "softmax":
         if Y.shape != (batch,):
-            raise ValueError(f"softmax needs integer labels of shape ({batch},), got shape {Y.shape}")
+            raise ValueError(f"softmax needs integer labels of shape ({batch},), "
+                             f"got shape {Y.shape}")
         if not np.issubdtype(Y.dtype, np.integer):
             raise ValueError(f"softmax needs integer class labels, got dtype {Y.dtype}")
         if Y.size and (Y.min() < 0 or Y.max() >= outputs):
@@ -215,7 +216,7 @@ def _loss_of(params, X, Y, output):
 
 
 def numerical_gradient(params, X, Y, output, epsilon=1e-6):
-    """Gradients by central differences, ``(L(p + eps) - L(p - eps)) / (2 eps)``, one entry at a time.
+    """Gradients by central differences, ``(L(p + eps) - L(p - eps)) / (2 eps)``, entry by entry.
 
     Slow (two forward passes per parameter) and only for small networks, but
     it needs no calculus, so it is a trustworthy reference.  It works in

@@ -4,7 +4,7 @@ Every optimizer has one small interface, so the training loop never needs
 to know which one it runs::
 
     optimizer = Adam(lr=1e-3)
-    state = optimizer.init_state(params)                  # slots, all zero (or as Keras starts them)
+    state = optimizer.init_state(params)                  # slots, as Keras starts them
     params, state = optimizer.step(params, grads, state)  # one update
 
 ``params``, ``grads`` and every slot in ``state`` are dicts of arrays with
@@ -171,7 +171,7 @@ class RMSprop:
 
 
 class Adadelta:
-    """Adadelta: the step's size comes from the sizes of recent steps, so no learning rate is needed.
+    """Adadelta: the step size comes from the sizes of recent steps, so no learning rate is needed.
 
     With moving averages ``s`` of ``g**2`` and ``d`` of squared updates::
 

@@ -202,4 +202,5 @@ def test_training_sigmoid_and_linear_outputs():
                                      output=output, validation=(X, Y), progress=False)
         assert history[-1]["val_loss"] < 0.25 * start
         assert "val_accuracy" not in history[-1]
-    assert (net.predict(trained, X[:5], "linear") == net.forward_prop(trained, X[:5], "linear")[0]).all()
+    np.testing.assert_array_equal(net.predict(trained, X[:5], "linear"),
+                                  net.forward_prop(trained, X[:5], "linear")[0])

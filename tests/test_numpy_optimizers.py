@@ -1,4 +1,4 @@
-"""The NumPy optimizers: step for step equal to keras.optimizers, pure, and strict about arguments."""
+"""The NumPy optimizers: step for step equal to keras.optimizers, pure, strict about arguments."""
 import copy
 
 import keras
