@@ -49,7 +49,7 @@ def _identity(config):
 
 def _read_json(path):
     try:
-        return json.loads(pathlib.Path(path).read_text())
+        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -330,7 +330,8 @@ class Run:
                                if device.device_type in ("GPU", "CPU")],
                    "run_dir": str(self.dir)}
         temporary = self.path("metrics.json.tmp")
-        temporary.write_text(json.dumps(metrics, indent=2) + "\n")
+        temporary.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
         temporary.replace(self.path("metrics.json"))
         return metrics
 

@@ -22,7 +22,7 @@ def run_lab(module, *arguments, cwd=None, env=None, timeout=300):
 
 
 def read_metrics(run_dir):
-    return json.loads((pathlib.Path(run_dir) / "metrics.json").read_text())
+    return json.loads((pathlib.Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture
