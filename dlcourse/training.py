@@ -245,10 +245,15 @@ class Run:
             learning_rate = warmup_cosine(learning_rate, total_steps)
         return make_optimizer(self.config.optimizer, learning_rate, **kwargs)
 
-    def compile(self, model, loss, metrics=("accuracy",), total_steps=None, lr_scale=1.0, **kwargs):
-        """``model.compile`` with the run's optimizer, learning-rate schedule and ``--jit``."""
-        model.compile(optimizer=self.optimizer(total_steps, lr_scale), loss=loss,
-                      metrics=list(metrics), jit_compile=True if self.config.jit else "auto", **kwargs)
+    def compile(self, model, loss, metrics=("accuracy",), total_steps=None, lr_scale=1.0,
+                optimizer_options=None):
+        """``model.compile`` with the run's optimizer, learning-rate schedule and ``--jit``.
+
+        ``optimizer_options`` go to the optimizer (e.g. ``{"clipnorm": 5.0}``).
+        """
+        optimizer = self.optimizer(total_steps, lr_scale, **(optimizer_options or {}))
+        model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics),
+                      jit_compile=True if self.config.jit else "auto")
         return model
 
     def callbacks(self, monitor="val_accuracy", mode="max", phase=None):

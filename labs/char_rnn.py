@@ -442,9 +442,8 @@ def run(config):
     with training_run.strategy.scope():
         model = build_model(vocabulary.size, config.embedding_dim, config.cell, config.layers,
                             config.units, config.dropout)
-        model.compile(optimizer=training_run.optimizer(total_steps, clipnorm=config.clipnorm),
-                      loss=LOSS, metrics=["accuracy"],
-                      jit_compile=True if config.jit else "auto")
+        training_run.compile(model, LOSS, total_steps=total_steps,
+                             optimizer_options={"clipnorm": config.clipnorm})
     samples = SampleWriter(training_run.path("samples"), vocabulary, config.prime,
                            config.sample_length, config.top_k, seed=config.seed)
     training_run.fit(model, prepared["train"], prepared["validation"], monitor="val_loss",
