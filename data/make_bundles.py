@@ -84,7 +84,7 @@ def korean_corpus_from_wheel(wheel_path):
 def write_checksums():
     lines = []
     for path in sorted(DATA_DIR.iterdir()):
-        if path.is_file() and path.suffix in {".npz", ".csv", ".txt"}:
+        if path.is_file() and path.suffix in {".npz", ".csv", ".txt", ".jsonl"}:
             lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
     (DATA_DIR / "SHA256SUMS").write_text("".join(lines))
 

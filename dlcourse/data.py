@@ -8,6 +8,7 @@ network is there.
 """
 import csv
 import hashlib
+import json
 import os
 import pathlib
 import unicodedata
@@ -255,3 +256,64 @@ def split_text(text, validation_fraction=0.1, blocks=10):
     train_text = "".join(text[start:cut] for start, cut, _ in bounds)
     validation_text = "".join(text[cut:end] for _, cut, end in bounds)
     return train_text, validation_text
+
+
+# ---------------------------------------------------------------------------
+# (title, body) pairs (week 4, news titles)
+# ---------------------------------------------------------------------------
+
+def read_title_pairs(path):
+    """A JSON Lines file of articles as a list of ``{"title", "body", ...}`` dicts (NFC text).
+
+    It reads the crawler's output (``python -m labs.news_seq2seq crawl``) as
+    well as the shipped corpus.  Blank lines are skipped; a line that is not
+    a JSON object with non-empty string ``title`` and ``body`` raises
+    ``DataError`` naming the file and the line.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file is missing" if not path.is_dir() else f"{path}: is a folder")
+    try:
+        lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    pairs = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: line {number} is not a JSON object")
+        for key in ("title", "body"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise DataError(f"{path}: line {number} has no {key!r} text")
+            row[key] = unicodedata.normalize("NFC", row[key].strip())
+        pairs.append(row)
+    if not pairs:
+        raise DataError(f"{path}: contains no articles")
+    return pairs
+
+
+def load_news_corpus(data_dir=None):
+    """The shipped (title, body) corpus, ``data/news_corpus.jsonl``: Korean documentation
+    sections crawled by ``dlcourse.crawler`` from pages served on 127.0.0.1 (data/README.md)."""
+    return read_title_pairs(verified_path("news_corpus.jsonl", data_dir))
+
+
+def split_pairs(pairs, fractions=(0.8, 0.1, 0.1), seed=0):
+    """Shuffle ``pairs`` with ``seed`` and cut them into consecutive parts of the given
+    fractions (training, validation, test): the same corpus and seed give the same split."""
+    if not fractions or any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
+    if len(pairs) < len(fractions):
+        raise DataError(f"{len(pairs)} articles are too few to split into {len(fractions)} parts")
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    bounds = np.round(np.cumsum((0,) + tuple(fractions)) * len(pairs)).astype(int)
+    parts = [[pairs[index] for index in order[start:end]] for start, end in zip(bounds[:-1], bounds[1:])]
+    for position, part in enumerate(parts):
+        if not part:
+            raise DataError(f"{len(pairs)} articles leave part {position + 1} of the split empty")
+    return parts

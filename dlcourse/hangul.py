@@ -175,19 +175,25 @@ def bits_per_character(loss_per_token, text, level):
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
+DEFAULT_SPECIALS = (PAD, UNK)
 UNKNOWN_CHARACTER = "\ufffd"  # '�', what decode() writes for <unk>
 
 
 class Vocabulary:
     """A fixed mapping between tokens (single characters) and integer ids.
 
-    Ids 0 and 1 are always the two special tokens:
+    By default ids 0 and 1 are the two special tokens:
 
     - ``<pad>`` (0) fills up sequences of different lengths in one batch; no
       real character gets id 0, so ``keras.layers.Embedding(mask_zero=True)``
       can ignore padding.  ``decode`` skips it.
     - ``<unk>`` (1) stands for every character not seen when the vocabulary
       was built.  ``decode`` writes it as '�' (U+FFFD).
+
+    A model that needs more markers passes its own ``specials``, for example
+    ``("<pad>", "<s>", "</s>", "<unk>")`` for a decoder that must know where a
+    title starts and ends (``dlcourse.seq2seq``).  ``<pad>`` always comes
+    first; ``decode`` skips every special token except ``<unk>``.
 
     The real tokens follow in code-point order, so building from the same
     text always gives the same ids (at the jamo level, initial consonants,
@@ -196,9 +202,17 @@ class Vocabulary:
     Build one with ``Vocabulary.from_text(text, level)``.
     """
 
-    def __init__(self, tokens, level="syllable"):
-        """``tokens``: the regular tokens (single characters) in id order, without the specials."""
+    def __init__(self, tokens, level="syllable", specials=DEFAULT_SPECIALS):
+        """``tokens``: the regular tokens (single characters) in id order, without the specials.
+
+        ``specials``: the special tokens, which take the first ids in this
+        order; the first must be ``<pad>`` and ``<unk>`` must be among them.
+        """
         _check_level(level)
+        specials = tuple(specials)
+        if specials[:1] != (PAD,) or UNK not in specials or len(set(specials)) != len(specials):
+            raise ValueError(f"the special tokens must be distinct, start with {PAD} and include "
+                             f"{UNK}, got {specials}")
         tokens = list(tokens)
         for token in tokens:
             if not isinstance(token, str) or len(token) != 1:
@@ -206,18 +220,21 @@ class Vocabulary:
         if len(set(tokens)) != len(tokens):
             raise ValueError("the tokens of a vocabulary must be distinct")
         self.level = level
-        self.tokens = [PAD, UNK, *tokens]
+        self.specials = specials
+        self.unk_id = specials.index(UNK)
+        self.tokens = [*specials, *tokens]
         self.token_to_id = {token: index for index, token in enumerate(self.tokens)}
 
     @classmethod
-    def from_text(cls, text, level="syllable", min_count=1):
+    def from_text(cls, text, level="syllable", min_count=1, specials=DEFAULT_SPECIALS):
         """Every token of ``text`` that occurs at least ``min_count`` times, in code-point order."""
         counts = collections.Counter(split_tokens(text, level))
-        return cls(sorted(token for token, count in counts.items() if count >= min_count), level)
+        return cls(sorted(token for token, count in counts.items() if count >= min_count), level,
+                   specials)
 
     @property
     def size(self):
-        """The number of ids, the two special tokens included (the model's output size)."""
+        """The number of ids, the special tokens included (the model's output size)."""
         return len(self.tokens)
 
     def __len__(self):
@@ -234,8 +251,8 @@ class Vocabulary:
         return split_tokens(text, self.level)
 
     def encode(self, text):
-        """Token ids of ``text`` as an int32 array; unseen characters become ``UNK_ID``."""
-        return np.array([self.token_to_id.get(token, UNK_ID) for token in self.tokenize(text)],
+        """Token ids of ``text`` as an int32 array; unseen characters become ``<unk>``."""
+        return np.array([self.token_to_id.get(token, self.unk_id) for token in self.tokenize(text)],
                         dtype="int32")
 
     def decode(self, ids):
@@ -249,17 +266,24 @@ class Vocabulary:
         for token_id in np.asarray(ids).reshape(-1).tolist():
             if not 0 <= token_id < self.size:
                 raise ValueError(f"id {token_id} is outside the vocabulary (size {self.size})")
-            if token_id == PAD_ID:
-                continue
-            characters.append(UNKNOWN_CHARACTER if token_id == UNK_ID else self.tokens[token_id])
+            if token_id == self.unk_id:
+                characters.append(UNKNOWN_CHARACTER)
+            elif token_id >= len(self.specials):  # <pad> and other markers are not text
+                characters.append(self.tokens[token_id])
         text = "".join(characters)
         if self.level == "jamo":
             return complete_syllables(text)
         return unicodedata.normalize("NFC", text)
 
     def save(self, path):
-        """Write the vocabulary as UTF-8 JSON: its level and all tokens in id order."""
+        """Write the vocabulary as UTF-8 JSON: its level and all tokens in id order.
+
+        Special tokens other than the default two are written as a
+        ``"specials"`` list too; files of default vocabularies stay as before.
+        """
         content = {"level": self.level, "tokens": self.tokens}
+        if self.specials != DEFAULT_SPECIALS:
+            content["specials"] = list(self.specials)
         pathlib.Path(path).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n",
                                       encoding="utf-8")
 
@@ -270,8 +294,10 @@ class Vocabulary:
         try:
             content = json.loads(path.read_text(encoding="utf-8"))
             level, tokens = content["level"], content["tokens"]
+            specials = list(content.get("specials", DEFAULT_SPECIALS))
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}: not a saved Vocabulary ({error})") from None
-        if tokens[:2] != [PAD, UNK]:
-            raise ValueError(f"{path}: not a saved Vocabulary (the first tokens must be {PAD}, {UNK})")
-        return cls(tokens[2:], level)
+        if tokens[:len(specials)] != specials:
+            raise ValueError(f"{path}: not a saved Vocabulary "
+                             f"(the first tokens must be {', '.join(specials)})")
+        return cls(tokens[len(specials):], level, specials)

@@ -283,6 +283,8 @@ class Run:
         ``phase`` names one stage of a lab that trains several times (its files
         get the suffix); a phase that finished in an earlier, interrupted run
         is not trained again: its best weights are loaded instead.
+        ``extra_callbacks`` run before the standard ones, so a metric they add
+        to the epoch's logs can be the ``monitor`` of the best checkpoint.
         """
         epochs = epochs or self.config.epochs
         paths = self._phase_paths(phase)
@@ -298,7 +300,7 @@ class Run:
             _repair_after_kill(paths)
             # The tf.data pipelines shuffle themselves (seeded); fit must not try to.
             model.fit(train_data, validation_data=validation_data, shuffle=False, epochs=epochs,
-                      callbacks=self.callbacks(monitor, mode, phase) + list(extra_callbacks),
+                      callbacks=list(extra_callbacks) + self.callbacks(monitor, mode, phase),
                       verbose=self._verbosity())
             self._rewrite_history(paths["history"])
         if paths["best"].exists():
