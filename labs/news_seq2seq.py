@@ -22,6 +22,31 @@ the decoder writes at most 20 (``dlcourse.seq2seq``).  The model is evaluated
 on a held-out split with character-level ROUGE-1/2/L F1 next to two baselines
 computed on the same split: *lead* (the body's first words) and *nearest
 neighbour* (the title of the most similar training body, TF-IDF cosine).
+Greedy or beam search is chosen on the validation split; the checkpoint kept
+is the epoch whose greedy validation titles have the best ROUGE-L.
+
+Measured on a 2-core CPU with the defaults (236 pairs: 165 train, 24
+validation, 47 test; 60 epochs; another job shared the CPU, 8.8 min wall),
+test ROUGE F1:
+
+    method                         ROUGE-1  ROUGE-2  ROUGE-L
+    lead (first 3 words)            0.169    0.102    0.162
+    nearest neighbour (TF-IDF)      0.241    0.142    0.217
+    GRU 3×300 + copy, greedy        0.179    0.085    0.161   (chosen on validation)
+    GRU 3×300 + copy, beam 4        0.197    0.099    0.174
+    GRU 3×300, no copy, greedy      0.084    0.042    0.082   (--no-copy, 40 epochs,
+                                                                val-loss checkpoint)
+
+A second run of the same command gave ROUGE-L 0.138 (beam, chosen on
+validation): with 24 validation and 47 test pairs the figures move by a few
+hundredths from run to run.  With 165 training pairs the model does not beat
+the nearest-neighbour baseline and is about level with lead; the copy
+mechanism (``--copy``, default) doubles its ROUGE-L over the plain attention
+decoder, which mostly writes the commonest title words ("데비안", "어떻게"),
+as the course's own run did.  The learning curve
+(benchmarks/news_learning_curve.py) rises faster for the model than for the
+nearest neighbour — ROUGE-L 0.063 / 0.086 / 0.138 against 0.114 / 0.159 /
+0.217 at 41 / 82 / 165 pairs — so more pairs (a real crawl) are what it needs.
 """
 import argparse
 import json
@@ -43,7 +68,7 @@ SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # training, validation (checkpoint choice), t
 SMOKE_PAIRS = 60
 METHODS = ("greedy", "beam")
 
-parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=40, batch_size=16, lr=1e-3,
+parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=60, batch_size=16, lr=1e-3,
                         optimizer="adam")
 parser.add_argument("--corpus", default=None,
                     help="a JSON Lines file of articles with 'title' and 'body' (the crawler's "

@@ -80,7 +80,7 @@ FAQ_CHAPTER = """<html><head><meta charset="utf-8"><title>1장</title></head><bo
 <div class="chapter"><div class="titlepage"><h1 class="title">1장. 정의</h1></div>
 <div class="toc"><a href="#q1">1.1</a></div>
 <div class="section"><div class="titlepage"><h2 class="title"><a id="q1"></a>1.1. 데비안은 무엇인가요?</h2></div>
-<p>데비안은 자유 운영 체제입니다.</p><pre>apt install 패키지</pre>
+<p>데비안은 자유 운영 체제입니다.</p><pre>apt 로 패키지를 설치합니다</pre>
 <div class="section"><div class="titlepage"><h3 class="title"><a id="q1a"></a>1.1.1. 이름의 뜻은?</h3></div>
 <p>이름은 두 사람의 이름에서 왔습니다.</p></div></div></div></body></html>"""
 
@@ -95,7 +95,7 @@ def test_the_faq_profile_gives_one_pair_per_section_without_its_subsections(tmp_
     by_title = {pair["title"]: pair for pair in pairs}
     assert set(by_title) == {"데비안은 무엇인가요?", "이름의 뜻은?"}
     question = by_title["데비안은 무엇인가요?"]
-    assert "자유 운영 체제" in question["body"] and "apt install" in question["body"]
+    assert "자유 운영 체제" in question["body"] and "apt 로 패키지를" in question["body"]
     assert "두 사람" not in question["body"]  # the sub-section is a pair of its own
     assert question["url"] == "debian-faq-ko:/usr/share/doc/debian/FAQ/ko/basic.ko.html#q1"
 
