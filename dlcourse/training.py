@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 
 from dlcourse.cli import UsageError
-from dlcourse.data import as_dataset
+from dlcourse.data import DataError, as_dataset
 from dlcourse.evaluation import evaluate_classifier
 from dlcourse.optimizers import make_optimizer, warmup_cosine
 
@@ -360,3 +360,25 @@ def train_classifier(config, splits, build_model, loss, class_names, image_shape
     training_run.fit(model, train, validation)
     metrics = evaluate_classifier(training_run, model, splits["test"], class_names, image_shape)
     return training_run.finish(**metrics)
+
+
+def load_run_checkpoint(run_dir, lab_name, companions=()):
+    """The best model of a finished (or interrupted) run directory, for the labs' subcommands
+    (``generate``, ``predict``, ``detect``).
+
+    Checks, each with one readable ``DataError``: the directory exists, holds
+    ``checkpoints/best.keras`` and every file in ``companions`` (a vocabulary,
+    settings), and the checkpoint loads.  Returns ``(model, run_dir)``.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: no such run directory")
+    checkpoint = run_dir / "checkpoints" / "best.keras"
+    for path in (checkpoint, *(run_dir / name for name in companions)):
+        if not path.is_file():
+            raise DataError(f"{run_dir}: not a {lab_name} run directory ({path.name} is missing)")
+    try:
+        model = keras.models.load_model(checkpoint, compile=False)
+    except Exception as error:  # a damaged or foreign file: say which, in one line
+        raise DataError(f"{checkpoint}: could not be loaded ({type(error).__name__})") from None
+    return model, run_dir

@@ -52,7 +52,7 @@ from matplotlib.figure import Figure
 
 from dlcourse import cli, data, figures, hangul
 from dlcourse.data import DataError
-from dlcourse.training import Run, training_steps
+from dlcourse.training import Run, load_run_checkpoint, training_steps
 
 NAME = "char_rnn"
 REFERENCE = {"metric": "val_bits_per_char", "course": None}
@@ -492,21 +492,11 @@ generate_parser.add_argument("--seed", type=int, default=None, help="random seed
 
 def load_generator(run_dir):
     """A ``TextGenerator`` from a run directory's best checkpoint and vocabulary."""
-    run_dir = pathlib.Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(f"{run_dir}: no such run directory")
-    checkpoint, vocabulary_path = run_dir / "checkpoints" / "best.keras", run_dir / "vocabulary.json"
-    for path in (checkpoint, vocabulary_path):
-        if not path.is_file():
-            raise DataError(f"{run_dir}: not a {NAME} run directory ({path.name} is missing)")
+    model, run_dir = load_run_checkpoint(run_dir, NAME, companions=("vocabulary.json",))
     try:
-        vocabulary = hangul.Vocabulary.load(vocabulary_path)
+        vocabulary = hangul.Vocabulary.load(run_dir / "vocabulary.json")
     except ValueError as error:
         raise DataError(str(error)) from None
-    try:
-        model = keras.models.load_model(checkpoint, compile=False)
-    except Exception as error:  # a damaged or foreign file: say which, in one line
-        raise DataError(f"{checkpoint}: could not be loaded ({type(error).__name__})") from None
     if model.output_shape[-1] != vocabulary.size:
         raise DataError(f"{run_dir}: the checkpoint and vocabulary.json do not belong together")
     return TextGenerator(model, vocabulary)

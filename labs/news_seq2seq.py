@@ -26,7 +26,7 @@ Greedy or beam search is chosen on the validation split; the checkpoint kept
 is the epoch whose greedy validation titles have the best ROUGE-L.
 
 Measured on a 2-core CPU with the defaults (236 pairs: 165 train, 24
-validation, 47 test; 60 epochs; another job shared the CPU, 8.8 min wall),
+validation, 47 test; 60 epochs; another job shared the CPU, 6.5–8.8 min wall),
 test ROUGE F1:
 
     method                         ROUGE-1  ROUGE-2  ROUGE-L
@@ -37,9 +37,10 @@ test ROUGE F1:
     GRU 3×300, no copy, greedy      0.084    0.042    0.082   (--no-copy, 40 epochs,
                                                                 val-loss checkpoint)
 
-A second run of the same command gave ROUGE-L 0.138 (beam, chosen on
-validation): with 24 validation and 47 test pairs the figures move by a few
-hundredths from run to run.  With 165 training pairs the model does not beat
+A second run of the same command gave the same figures (6.5 min wall); the
+learning curve's full-data run, trained after two others in one process
+(other random initial weights), gave ROUGE-L 0.138 (beam): with 24 validation
+and 47 test pairs the figures move by a few hundredths with the initial weights.  With 165 training pairs the model does not beat
 the nearest-neighbour baseline and is about level with lead; the copy
 mechanism (``--copy``, default) doubles its ROUGE-L over the plain attention
 decoder, which mostly writes the commonest title words ("데비안", "어떻게"),
@@ -60,7 +61,7 @@ from matplotlib.figure import Figure
 
 from dlcourse import cli, crawler, data, figures, rouge, seq2seq, title_baselines
 from dlcourse.data import DataError
-from dlcourse.training import Run, training_steps
+from dlcourse.training import Run, load_run_checkpoint, training_steps
 
 NAME = "news_seq2seq"
 REFERENCE = {"metric": "test_rougeL", "course": None}
@@ -317,20 +318,16 @@ predict_parser.add_argument("--length-penalty", type=float, default=0.6)
 
 def load_trained(run_dir):
     """``(Seq2Seq, vocabulary, run config)`` from a run directory's best checkpoint."""
-    run_dir = pathlib.Path(run_dir)
-    if not run_dir.is_dir():
-        raise DataError(f"{run_dir}: no such run directory")
-    paths = [run_dir / "checkpoints" / "best.keras", run_dir / "vocabulary.json", run_dir / "config.json"]
-    for path in paths:
-        if not path.is_file():
-            raise DataError(f"{run_dir}: not a {NAME} run directory ({path.name} is missing)")
+    training_model, run_dir = load_run_checkpoint(run_dir, NAME,
+                                                  companions=("vocabulary.json", "config.json"))
     try:
-        vocabulary = seq2seq.load_vocabulary(paths[1])
-        training_model = keras.models.load_model(paths[0], compile=False)
+        vocabulary = seq2seq.load_vocabulary(run_dir / "vocabulary.json")
         model = seq2seq.Seq2Seq.from_training_model(training_model)
-    except (ValueError, OSError, KeyError) as error:
-        raise DataError(f"{run_dir}: could not be loaded ({type(error).__name__}: {error})") from None
-    run_config = json.loads(paths[2].read_text())
+        run_config = json.loads((run_dir / "config.json").read_text())
+    except ValueError as error:
+        raise DataError(f"{run_dir}: could not be loaded ({error})") from None
+    if model.vocabulary_size != vocabulary.size:
+        raise DataError(f"{run_dir}: the checkpoint and vocabulary.json do not belong together")
     return model, vocabulary, run_config
 
 

@@ -1,0 +1,237 @@
+"""Week 5 R-CNN lab: detection post-processing by hand, batching, VGG16 topology, the CLI end to end."""
+import cv2
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from dlcourse import cli, scenes
+from labs import rcnn
+from tests.conftest import read_metrics, run_lab
+
+DETECT_ERROR = "python -m labs.rcnn detect: error:"
+
+
+# --- post-processing and crops, by hand ---------------------------------------------
+
+def test_threshold_then_nms_per_class():
+    proposals = [[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [40, 40, 50, 50]]
+    probabilities = np.array([  # background, class 0, class 1
+        [0.10, 0.90, 0.00],     # best class-0 box
+        [0.20, 0.80, 0.00],     # overlaps it (IoU 0.82): suppressed
+        [0.30, 0.00, 0.70],     # class 1, above 0.65
+        [0.40, 0.60, 0.00],     # below the threshold
+    ])
+    boxes, scores, labels = rcnn.select_detections(proposals, probabilities, 0.65, 0.3)
+    assert boxes.tolist() == [[0, 0, 10, 10], [20, 20, 30, 30]]
+    assert scores.tolist() == [0.9, 0.7] and labels.tolist() == [0, 1]
+    # Overlapping boxes of different classes do not suppress each other.
+    probabilities[1] = [0.1, 0.0, 0.9]
+    boxes, _, labels = rcnn.select_detections(proposals, probabilities, 0.65, 0.3)
+    assert len(boxes) == 3 and sorted(labels.tolist()) == [0, 1, 1]
+    empty = rcnn.select_detections(np.zeros((0, 4)), np.zeros((0, 3)))
+    assert [len(part) for part in empty] == [0, 0, 0]
+
+
+def test_context_enlarges_the_box_about_its_centre():
+    # 32-pixel crops with 4 pixels of context: the box fills the middle 24, so it grows by 32/24.
+    np.testing.assert_allclose(rcnn.with_context([[10, 20, 34, 44]], 32, 4), [[6, 16, 38, 48]])
+    np.testing.assert_allclose(rcnn.with_context([[10, 20, 34, 44]], 32, 0), [[10, 20, 34, 44]])
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    image[20:44, 10:34] = 255                                   # the box itself is white
+    crop = rcnn.region_crops(image, [[10, 20, 34, 44]], 32, context=4)[0]
+    assert (crop[6:26, 6:26] == 255).all() and (crop[:3] == 0).all() and (crop[:, -3:] == 0).all()
+
+
+# --- batched classification is the same as one crop at a time ------------------------
+
+@pytest.fixture(scope="module")
+def small_model():
+    keras.utils.set_random_seed(0)
+    return rcnn.build_model(num_classes=2, width=0.125, crop_size=32)
+
+
+def test_batched_classification_equals_one_crop_at_a_time(small_model):
+    image, _, _ = scenes.make_scene_set(1, seed=3, split="test")[0]
+    proposals = rcnn.detection.selective_search(image)[:10]
+    crops = rcnn.region_crops(image, proposals, 32, context=4)
+    calls = []
+    original = small_model.predict_on_batch
+
+    def counting(batch):
+        calls.append(len(batch))
+        return original(batch)
+
+    small_model.predict_on_batch = counting
+    try:
+        batched = rcnn.classify_crops(small_model, crops, batch_size=4)
+    finally:
+        del small_model.predict_on_batch
+    assert calls == [4, 4, 2]                                   # one call per batch, not per crop
+    assert batched.shape == (10, 3)
+    one_by_one = rcnn.classify_one_by_one(small_model, crops[:4])
+    np.testing.assert_allclose(batched[:4], one_by_one, atol=1e-5)
+    assert np.ptp(batched[:, 0]) > 0                            # different crops, different outputs
+
+
+def test_detector_gives_the_same_boxes_batched_or_not(small_model):
+    settings = {"class_names": ["0", "1"], "proposals": "fast", "max_proposals": 30, "context": 4,
+                "score_threshold": 0.3, "nms_iou": 0.3, "predict_batch": 256}
+    detector = rcnn.Detector(small_model, settings)
+    image, _, _ = scenes.make_scene_set(1, seed=4, split="test")[0]
+    timings = {}
+    batched = detector.detect(image, timings)
+    assert set(timings) == set(rcnn.STAGES) and all(len(value) == 1 for value in timings.values())
+    one_by_one = detector.detect(image, classify=lambda crops: rcnn.classify_one_by_one(small_model, crops))
+    np.testing.assert_array_equal(batched[0], one_by_one[0])
+    np.testing.assert_array_equal(batched[2], one_by_one[2])
+    np.testing.assert_allclose(batched[1], one_by_one[1], atol=1e-5)
+
+
+# --- the model: VGG16's topology ------------------------------------------------------
+
+def test_full_width_backbone_is_vgg16_and_loads_its_weight_file(tmp_path):
+    from keras.src.legacy.saving import legacy_h5_format
+
+    reference = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    ours = rcnn.vgg16_backbone((32, 32, 3), width=1.0, batch_norm=False)
+    assert [layer.name for layer in ours.layers[1:]] == [layer.name for layer in reference.layers[1:]]
+    assert [w.shape for w in ours.weights] == [w.shape for w in reference.weights]
+    assert len(reference.weights) == 26                         # 13 convolutions: kernel + bias
+
+    # A weight file in the format of Keras's ImageNet file (legacy HDF5, by layer name).
+    path = tmp_path / "vgg16_notop.h5"
+    with h5py.File(path, "w") as store:
+        legacy_h5_format.save_weights_to_hdf5_group(store, reference)
+    ours.load_weights(path)
+    np.testing.assert_array_equal(ours.get_layer("block5_conv3").get_weights()[0],
+                                  reference.get_layer("block5_conv3").get_weights()[0])
+
+    # --weights PATH: keras.applications.VGG16 at 224 with that file, the first 15 layers frozen.
+    model = rcnn.build_model(num_classes=1, weights=str(path), head_units=8)
+    backbone = model.get_layer("vgg16")
+    assert model.input_shape == (None, 224, 224, 3)
+    np.testing.assert_array_equal(backbone.get_layer("block1_conv1").get_weights()[0],
+                                  reference.get_layer("block1_conv1").get_weights()[0])
+    assert [layer.trainable for layer in backbone.layers] == [False] * 15 + [True] * 4
+    assert backbone.layers[14].name == "block4_pool" and model.output_shape == (None, 2)
+
+    # Smaller widths keep the layers, with a fraction of the channels.
+    narrow = rcnn.vgg16_backbone((32, 32, 3), width=0.125, batch_norm=True)
+    assert narrow.get_layer("block5_conv3").filters == 64 and narrow.output_shape == (None, 1, 1, 64)
+    assert narrow.get_layer("block1_conv1_bn") is not None
+
+
+def test_a_weight_file_that_is_not_vgg16_is_one_line(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as store:
+        store.attrs["layer_names"] = [b"dense"]
+    with pytest.raises(rcnn.DataError, match="not a VGG16 weight file"):
+        rcnn.build_model(num_classes=1, weights=str(path))
+
+
+# --- the lab end to end, as a user runs it ------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """``python -m labs.week5 --smoke``: generate → sample → train → evaluate, once for the module."""
+    out = tmp_path_factory.mktemp("week5")
+    result = run_lab("labs.week5", "--smoke", "--epochs", 2, "--out", out)
+    return out, result
+
+
+def test_week5_smoke_run_trains_and_evaluates(smoke_run):
+    out, result = smoke_run
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = out / "rcnn"
+    metrics = read_metrics(run_dir)
+    assert 0.0 <= metrics["map50"] <= 1.0 and metrics["epochs"] == 2
+    assert set(metrics["latency_ms"]) == {"proposals", "crops", "classification", "nms", "total"}
+    assert all(value > 0 for value in metrics["latency_ms"].values())
+    assert metrics["proposal_recall50"] > 0.5                  # selective search finds digits
+    assert metrics["test_images"] == rcnn.SMOKE_SCENES["test"] and metrics["class_names"] == ["digit"]
+    assert 0.05 < metrics["train_positive_fraction"] < 0.95
+    for name in ("checkpoints/best.keras", "detector.json", "curves.png", "detections.png",
+                 "proposals/train.npz", "proposals/validation.npz"):
+        assert (run_dir / name).is_file(), name
+    row = next(line for line in result.stdout.split("week5: 1 lab(s)")[1].splitlines()
+               if line.startswith("rcnn"))
+    assert "map50" in row and str(metrics["map50"]) in row
+
+
+def test_detect_draws_boxes_on_an_image(smoke_run, tmp_path):
+    out, _ = smoke_run
+    image, _, _ = scenes.make_scene_set(1, seed=11, split="test")[0]
+    image_path, boxed = tmp_path / "scene.png", tmp_path / "boxed.png"
+    cv2.imwrite(str(image_path), image[:, :, ::-1])
+    # A two-epoch model is unsure of everything: a low threshold gives it boxes to draw.
+    result = run_lab("labs.rcnn", "detect", image_path, "--run", out / "rcnn", "--out", boxed,
+                     "--score-threshold", 0.05)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    count = int(lines[-1].split()[0])
+    assert lines[-1].endswith(f"→ {boxed}") and count == len(lines) - 1 and count > 0
+    drawn = scenes.read_image(boxed)
+    assert drawn.shape == image.shape and (drawn != image).any()
+
+
+def test_detect_errors_are_one_line(smoke_run, tmp_path, capsys):
+    out, _ = smoke_run
+    image_path = tmp_path / "scene.png"
+    cv2.imwrite(str(image_path), np.zeros((40, 40, 3), dtype=np.uint8))
+    cases = [([str(tmp_path / "missing.png"), "--run", str(out / "rcnn")], "could not be read"),
+             ([str(image_path), "--run", str(tmp_path / "nope")], "no such run directory"),
+             ([str(image_path), "--run", str(tmp_path)], "not a rcnn run directory")]
+    for arguments, words in cases:
+        assert rcnn.main(["detect", *arguments, "--out", str(tmp_path / "o.png")]) == 1
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and error.startswith(DETECT_ERROR) and words in error, error
+    assert rcnn.main(["detect", str(image_path)]) == 2          # --run is required
+    assert "--run" in capsys.readouterr().err
+
+
+def test_imagenet_weights_offline_is_one_line(tmp_path):
+    # No network here (and a proxy that refuses, in case there is): the download must fail cleanly.
+    environment = {"KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9",
+                   "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
+    result = run_lab("labs.rcnn", "--smoke", "--weights", "imagenet", "--out", tmp_path / "run",
+                     env=environment, timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("python -m labs.rcnn")]
+    assert len(errors) == 1 and "could not download the ImageNet weights" in errors[0]
+    assert result.stderr.strip().splitlines()[-1] == errors[0]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_course_format_folder_trains_and_detects(tmp_path, capsys):
+    images, annotations = tmp_path / "images", tmp_path / "annotations"
+    images.mkdir()
+    annotations.mkdir()
+    for index, (image, boxes, _) in enumerate(scenes.make_scene_set(6, seed=21)):
+        cv2.imwrite(str(images / f"plane_{index}.png"), image[:, :, ::-1])
+        lines = [str(len(boxes))] + [" ".join(map(str, box)) for box in boxes.tolist()]
+        (annotations / f"plane_{index}.csv").write_text("\n".join(lines) + "\n")
+    run_dir = tmp_path / "run"
+    arguments = ["--smoke", "--epochs", "1", "--verbose", "0", "--images", str(images),
+                 "--annotations", str(annotations), "--out", str(run_dir)]
+    assert rcnn.main(arguments) == 0, capsys.readouterr().err
+    metrics = read_metrics(run_dir)
+    assert metrics["class_names"] == ["object"]
+    assert (metrics["train_images"], metrics["test_images"]) == (4, 1)
+    assert metrics["objects_per_image"] >= 1 and 0.0 <= metrics["map50"] <= 1.0
+    # A malformed annotation stops the lab with one line naming the file, before any run directory.
+    (annotations / "plane_3.csv").write_text("2\n1 2 3 4\n")
+    assert rcnn.main([*arguments[:-1], str(tmp_path / "run2")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "plane_3.csv" in error and not (tmp_path / "run2").exists()
+
+
+def test_bad_flags_are_usage_errors():
+    for arguments in (["--images", "x"], ["--classes", "1,1"], ["--context", "16"],
+                      ["--score-threshold", "1.5"], ["--weights", "/no/such/file.h5"]):
+        config_error = None
+        try:
+            rcnn.check_config(rcnn.parser.parse_args(arguments))
+        except (cli.UsageError, rcnn.DataError) as error:
+            config_error = error
+        assert config_error is not None, arguments
