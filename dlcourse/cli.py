@@ -26,21 +26,24 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(kind):
+def _number(kind, zero_allowed=False):
+    """An argparse ``type`` for a positive (or, with ``zero_allowed``, non-negative) number."""
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if value < 0 or (value == 0 and not zero_allowed):
+            raise argparse.ArgumentTypeError(f"must be {'>= 0' if zero_allowed else 'positive'}, got {text}")
         return value
     parse.__name__ = kind.__name__
     return parse
 
 
-positive_int = _positive(int)
-positive_float = _positive(float)
+positive_int = _number(int)
+positive_float = _number(float)
+non_negative_int = _number(int, zero_allowed=True)
+non_negative_float = _number(float, zero_allowed=True)
 
 
 def lab_parser(name, description, *, epochs, batch_size, lr, optimizer, schedule="constant"):

@@ -841,19 +841,6 @@ class Crawler:
 # 6. The command line: python -m labs.news_seq2seq crawl (or python -m dlcourse.crawler).
 # ---------------------------------------------------------------------------
 
-def _at_least_zero(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def _http_url(text):
     if not _is_http_url(text):
         raise argparse.ArgumentTypeError(f"expected http://host[:port] or https://host, got {text!r}")
@@ -873,11 +860,11 @@ parser.add_argument("--out", required=True,
 parser.add_argument("--base-url", type=_http_url, default=None,
                     help="crawl another host with the profile (a mirror, a test server; "
                          "needed with the generic profile)")
-parser.add_argument("--delay", type=_at_least_zero(float), default=1.0,
+parser.add_argument("--delay", type=cli.non_negative_float, default=1.0,
                     help="seconds between requests to one host (0 only for your own test server)")
 parser.add_argument("--timeout", type=cli.positive_float, default=10.0,
                     help="connect and read timeout in seconds")
-parser.add_argument("--retries", type=_at_least_zero(int), default=3,
+parser.add_argument("--retries", type=cli.non_negative_int, default=3,
                     help="extra tries after a timeout, a connection error, HTTP 429 or 5xx")
 parser.add_argument("--max-articles", type=cli.positive_int, default=None,
                     help="stop after this many new articles (None: no limit)")
