@@ -45,7 +45,7 @@ import requests
 import soupsieve
 import urllib3
 import yaml
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString
 from bs4.builder import ParserRejectedMarkup
 from bs4.element import PreformattedString
 from tqdm import tqdm

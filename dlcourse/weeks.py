@@ -4,7 +4,6 @@
 process with the flags given (unset flags keep each lab's own default), and a
 lab that fails is reported and skipped so the rest of the week still runs.
 """
-import argparse
 import importlib
 import pathlib
 import time

@@ -51,7 +51,6 @@ nearest neighbour — ROUGE-L 0.063 / 0.086 / 0.138 against 0.114 / 0.159 /
 """
 import argparse
 import json
-import pathlib
 import sys
 
 import keras

@@ -1,7 +1,6 @@
 """Week 4 lab: the shipped corpus, its rebuild script, and the lab end to end (train, predict, crawl)."""
 import csv
 import importlib.util
-import json
 
 import pytest
 

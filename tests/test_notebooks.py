@@ -1,5 +1,4 @@
 """Every notebook runs end to end in smoke mode (nbclient), with its figures shown inline."""
-import pathlib
 
 import nbformat
 import pytest
