@@ -775,13 +775,17 @@ class Crawler:
 
     # -- the crawl ---------------------------------------------------------
 
+    def _get_allowed_page(self, url, report):
+        """``_get_page`` for a URL that robots.txt allows; a disallowed one is listed, not fetched."""
+        if not self._allowed(url, report):
+            report.robots_blocked.append(url)
+            return None, 0
+        return self._get_page(url, report)
+
     def _collect_links(self, pages, report):
         urls = {}
         for list_url in self.profile.list_page_urls(pages):
-            if not self._allowed(list_url, report):
-                report.robots_blocked.append(list_url)
-                continue
-            html_text, _ = self._get_page(list_url, report)
+            html_text, _ = self._get_allowed_page(list_url, report)
             if html_text is None:
                 continue
             report.list_pages += 1
@@ -793,10 +797,7 @@ class Crawler:
         if not self.profile.item and url in saved_urls:
             report.skipped += 1
             return
-        if not self._allowed(url, report):
-            report.robots_blocked.append(url)
-            return
-        html_text, tries = self._get_page(url, report)
+        html_text, tries = self._get_allowed_page(url, report)
         if html_text is None:
             return
         rows, reason = _extract(html_text, url, self.profile)
