@@ -11,8 +11,7 @@ import numbers
 import keras
 from keras import ops
 
-OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop",
-                   "adam", "amsgrad", "custom_adam", "custom_amsgrad")
+from dlcourse.cli import OPTIMIZER_NAMES  # the names make_optimizer knows
 
 
 def _is_number(value):

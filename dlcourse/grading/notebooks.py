@@ -1,0 +1,233 @@
+"""Graded cells in a notebook: read them from the instructor's copy, a student's copy, or strip them.
+
+A cell's role is in its metadata, ``cell.metadata["grading"]``:
+
+- ``{"role": "setup"}``: the imports the exercises and tests need (one per
+  notebook; the grader always runs the instructor's copy);
+- ``{"role": "exercise", "exercise": ID}``: code the student writes, with the
+  reference solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
+- ``{"role": "test", "test": ID, "exercise": ID, "points": N,
+  "visibility": "visible" | "hidden"}`` (optional ``rtol``, ``atol``,
+  ``timeout``): asserts, then a last line whose value the grader compares
+  with the reference solution's value for the same cell.
+"""
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+STUB = 'raise NotImplementedError("여기를 채우세요")'
+VISIBILITIES = ("visible", "hidden")
+MAX_NOTEBOOK_BYTES = 20 << 20
+_MARKER = re.compile(r"^(\s*)(### (?:BEGIN|END) SOLUTION)\s*$")
+
+
+class NotebookError(ValueError):
+    """A notebook the grader cannot use; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Test:
+    name: str
+    exercise: str
+    points: float
+    visibility: str
+    source: str
+    rtol: float = 1e-5
+    atol: float = 1e-7
+    timeout: float = None
+
+
+@dataclass
+class Lab:
+    """What the grader needs from an instructor notebook."""
+    name: str
+    setup: str
+    exercises: dict = field(default_factory=dict)  # exercise id -> (cell id, reference code)
+    tests: list = field(default_factory=list)
+
+    @property
+    def max_score(self):
+        return sum(test.points for test in self.tests)
+
+
+def source_of(cell):
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def grading_of(cell):
+    grading = cell.get("metadata", {}).get("grading")
+    return grading if isinstance(grading, dict) else {}
+
+
+def strip_solutions(source, where):
+    """The cell's code with every solution region replaced by a stub that raises NotImplementedError."""
+    lines, out, inside = source.split("\n"), [], False
+    for number, line in enumerate(lines, 1):
+        marker = _MARKER.match(line)
+        if marker and marker.group(2) == BEGIN:
+            if inside:
+                raise NotebookError(f"{where} line {number}: {BEGIN} inside another solution")
+            inside = True
+            out.append(marker.group(1) + STUB)
+        elif marker:
+            if not inside:
+                raise NotebookError(f"{where} line {number}: {END} without {BEGIN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise NotebookError(f"{where}: {BEGIN} without {END}")
+    return "\n".join(out)
+
+
+def _number(grading, key, default, where):
+    value = grading.get(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        raise NotebookError(f"{where}: {key} must be a non-negative number, got {value!r}")
+    return value
+
+
+def load_lab(path):
+    """The setup, the exercises (with their reference code) and the tests of an instructor notebook."""
+    path = Path(path)
+    notebook = nbformat.read(path, as_version=4)
+    lab = Lab(name=path.stem, setup=None)
+    names = set()
+    for index, cell in enumerate(notebook.cells):
+        grading, where = grading_of(cell), f"{path.name} cell {index} ({cell.get('id')})"
+        role = grading.get("role")
+        if role is None:
+            continue
+        if cell.cell_type != "code":
+            raise NotebookError(f"{where}: a graded cell must be a code cell")
+        if role == "setup":
+            if lab.setup is not None:
+                raise NotebookError(f"{where}: a second setup cell")
+            lab.setup = source_of(cell)
+        elif role == "exercise":
+            exercise = grading.get("exercise")
+            if not exercise or exercise in lab.exercises:
+                raise NotebookError(f"{where}: missing or repeated exercise id {exercise!r}")
+            code = source_of(cell)
+            if BEGIN not in code:
+                raise NotebookError(f"{where}: exercise {exercise!r} has no {BEGIN} region")
+            strip_solutions(code, where)  # checks the markers pair up
+            lab.exercises[exercise] = (cell.get("id"), code)
+        elif role == "test":
+            lab.tests.append(_read_test(grading, source_of(cell), lab, names, where))
+        else:
+            raise NotebookError(f"{where}: unknown grading role {role!r}")
+    if not lab.tests:
+        raise NotebookError(f"{path.name} has no graded tests")
+    if lab.setup is None:
+        raise NotebookError(f"{path.name} has tests but no setup cell")
+    return lab
+
+
+def _read_test(grading, code, lab, names, where):
+    name, exercise = grading.get("test"), grading.get("exercise")
+    if not name or name in names:
+        raise NotebookError(f"{where}: missing or repeated test id {name!r}")
+    names.add(name)
+    if exercise not in lab.exercises:
+        raise NotebookError(f"{where}: test {name!r} names exercise {exercise!r}, not an earlier exercise cell")
+    visibility = grading.get("visibility")
+    if visibility not in VISIBILITIES:
+        raise NotebookError(f"{where}: visibility must be one of {VISIBILITIES}, got {visibility!r}")
+    tree = ast.parse(code)
+    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
+        raise NotebookError(f"{where}: test {name!r} must end with an expression (the value to compare)")
+    return Test(name=name, exercise=exercise, points=_number(grading, "points", None, where) or 0,
+                visibility=visibility, source=code,
+                rtol=_number(grading, "rtol", 1e-5, where), atol=_number(grading, "atol", 1e-7, where),
+                timeout=_number(grading, "timeout", None, where))
+
+
+def graded_notebooks(source_dir):
+    """``{lab name: path}`` of the notebooks in ``source_dir`` that have graded tests."""
+    labs = {}
+    for path in sorted(Path(source_dir).glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        if any(grading_of(cell).get("role") == "test" for cell in notebook.cells):
+            labs[path.stem] = path
+    return labs
+
+
+def release(notebook):
+    """The student's copy: solutions replaced by stubs, hidden tests removed, the rest as it was."""
+    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))  # a deep copy
+    kept = []
+    for index, cell in enumerate(notebook.cells):
+        grading = grading_of(cell)
+        if grading.get("role") == "test" and grading.get("visibility") != "visible":
+            continue
+        if cell.cell_type == "code" and (grading.get("role") == "exercise" or BEGIN in source_of(cell)):
+            cell.source = strip_solutions(source_of(cell), f"cell {index} ({cell.get('id')})")
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        kept.append(cell)
+    notebook.cells = kept
+    return notebook
+
+
+def student_code(path, lab):
+    """``{exercise id: code}`` from a student's notebook, matched by metadata, else by cell id.
+
+    Only exercise cells are taken: what a student wrote anywhere else is never run.
+    """
+    path = Path(path)
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        cells = notebook["cells"]
+        if not isinstance(cells, list):
+            raise TypeError("cells is not a list")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise NotebookError(f"{path.name} is not a readable notebook ({type(error).__name__})") from None
+    cell_ids = {exercise_cell_id: exercise for exercise, (exercise_cell_id, _) in lab.exercises.items()}
+    found = {}
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        grading = grading_of(cell)
+        exercise = grading.get("exercise") if grading.get("role") == "exercise" else None
+        if exercise not in lab.exercises:
+            exercise = cell_ids.get(cell.get("id"))
+        if exercise is not None and exercise not in found:
+            found[exercise] = source_of(cell)
+    return found
+
+
+def release_folder(source_dir, out_dir):
+    """Write the student copy of every notebook in ``source_dir`` to ``out_dir``; the paths written.
+
+    Byte-for-byte the same on every run, so releasing twice changes nothing.
+    Refuses to write over the instructor's folder.
+    """
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    if not source_dir.is_dir():
+        raise NotebookError(f"no notebook folder {source_dir}")
+    if out_dir.resolve() == source_dir.resolve():
+        raise NotebookError("--out is the instructor's notebook folder; the release would overwrite the solutions")
+    paths = sorted(source_dir.glob("*.ipynb"))
+    if not paths:
+        raise NotebookError(f"no notebooks in {source_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        student_copy = release(nbformat.read(path, as_version=4))
+        nbformat.validate(student_copy)
+        target = out_dir / path.name
+        temporary = target.with_name(target.name + ".tmp")
+        nbformat.write(student_copy, temporary)
+        temporary.replace(target)
+        written.append(target)
+    return written

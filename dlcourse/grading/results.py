@@ -1,0 +1,81 @@
+"""What the grader hands back: Gradescope ``results.json`` files, a class CSV, a table to read."""
+import csv
+import json
+import os
+from pathlib import Path
+
+# Gradescope shows "visible" tests to students at once and never shows "hidden" ones.
+GRADESCOPE_VISIBILITY = {"visible": "visible", "hidden": "hidden"}
+
+
+def gradescope_json(result, lab):
+    """The Gradescope autograder format: score, max_score, and one entry per test."""
+    return {
+        "score": result.score,
+        "max_score": result.max_score,
+        "execution_time": round(result.seconds, 2),
+        "output": f"{lab.name}: {result.score:g} / {result.max_score:g}"
+                  + (f" ({result.problem})" if result.problem else ""),
+        "stdout_visibility": "hidden",
+        "tests": [{"name": f"{test.exercise}: {test.name}", "score": test.score,
+                   "max_score": test.max_score, "output": test.output,
+                   "visibility": GRADESCOPE_VISIBILITY[test.visibility]}
+                  for test in result.tests],
+    }
+
+
+def _write_atomically(path, text):
+    """Write via a temporary file, so an interrupted grader never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_results(results, lab, out_dir):
+    """``out_dir/<student>/results.json`` for each result."""
+    for result in results:
+        _write_atomically(Path(out_dir) / result.student / "results.json",
+                          json.dumps(gradescope_json(result, lab), ensure_ascii=False, indent=2) + "\n")
+
+
+def write_class_csv(results, lab, out_dir):
+    """``out_dir/<lab>_grades.csv``: one row per student, one column per test.
+
+    Rows of students graded earlier into the same file (another section, an
+    earlier batch) are kept; a student graded again gets the new row.
+    """
+    path = Path(out_dir) / f"{lab.name}_grades.csv"
+    header = ["student", "score", "max_score", *(test.name for test in lab.tests), "submission"]
+    rows = {}
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as existing:
+            reader = csv.DictReader(existing)
+            if reader.fieldnames == header:
+                rows = {row["student"]: row for row in reader}
+    for result in results:
+        row = {"student": result.student, "score": f"{result.score:g}", "max_score": f"{result.max_score:g}",
+               "submission": result.submission}
+        row.update({test.name: f"{test.score:g}" for test in result.tests})
+        rows[result.student] = row
+    lines = [header] + [[rows[student].get(column, "") for column in header] for student in sorted(rows)]
+    with open(path.with_name(path.name + ".tmp"), "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(lines)
+    os.replace(path.with_name(path.name + ".tmp"), path)
+    return path
+
+
+def score_table(results, lab):
+    """A plain-text table: student, score, and which tests lost points."""
+    width = max([len("student")] + [len(result.student) for result in results])
+    lines = [f"{'student':<{width}}  {'score':>11}  lost points on",
+             f"{'-' * width}  {'-' * 11}  {'-' * 14}"]
+    for result in results:
+        lost = [test.name for test in result.tests if test.score < test.max_score]
+        note = result.problem or (", ".join(lost) if lost else "-")
+        lines.append(f"{result.student:<{width}}  {result.score:>5g} / {result.max_score:<3g}  {note}")
+    if results:
+        mean = sum(result.score for result in results) / len(results)
+        lines.append(f"{len(results)} submissions, mean {mean:.2f} / {lab.max_score:g}")
+    return "\n".join(lines)

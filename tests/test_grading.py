@@ -1,0 +1,410 @@
+"""The grader on a small lab made here: release, scores, and submissions that attack it.
+
+The course's own notebooks are checked in ``test_grading_notebooks.py``.
+"""
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from dlcourse.grading import compare as compare_module
+from dlcourse.grading.grader import grade_all, reference_values, student_names
+from dlcourse.grading.notebooks import (NotebookError, load_lab, release, release_folder,
+                                        strip_solutions, student_code)
+from dlcourse.grading.results import write_class_csv, write_results
+from dlcourse.grading.sandbox import Limits
+from tests.conftest import REPO
+
+FAST = Limits(test_seconds=3, submission_seconds=60, memory_mib=2048, output_bytes=64 << 10)
+DOUBLE_SOLUTION = "    return 2 * np.asarray(x)\n"
+DOUBLE_TESTS = ("double_small", "double_matrix")
+
+
+def graded(source, **grading):
+    cell = new_code_cell(source)
+    cell.metadata["grading"] = grading
+    return cell
+
+
+def toy_notebook():
+    """Two exercises, each with a visible and a hidden test: 5 points in all."""
+    notebook = new_notebook()
+    notebook.cells = [
+        new_markdown_cell("# 연습"),
+        graded("import numpy as np", role="setup"),
+        new_code_cell("untouched = 1  # not graded"),
+        graded('def double(x):\n    """두 배"""\n    ### BEGIN SOLUTION\n' + DOUBLE_SOLUTION
+               + "    ### END SOLUTION\n", role="exercise", exercise="double"),
+        graded('result = double([1, 2])\nassert result.shape == (2,), "shape"\nresult',
+               role="test", test="double_small", exercise="double", points=1, visibility="visible"),
+        graded("double(np.arange(6).reshape(2, 3) / 7)",
+               role="test", test="double_matrix", exercise="double", points=2, visibility="hidden"),
+        graded("def total(x):\n    ### BEGIN SOLUTION\n    return float(np.sum(x))\n    ### END SOLUTION\n",
+               role="exercise", exercise="total"),
+        graded("total([1.5, 2.5])", role="test", test="total_small", exercise="total", points=1,
+               visibility="visible"),
+        graded("{'sum': total(np.ones((3, 3))), 'parts': [total([1]), 'ok']}", role="test",
+               test="total_matrix", exercise="total", points=1, visibility="hidden"),
+    ]
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{index}"  # the same ids in every copy, as in a real release
+    return notebook
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """The instructor's folder with the toy lab, and the loaded lab."""
+    source = tmp_path / "instructor"
+    source.mkdir()
+    nbformat.write(toy_notebook(), source / "toy.ipynb")
+    return source, load_lab(source / "toy.ipynb")
+
+
+def submission(tmp_path, name, double_code, total_code=None):
+    """A student's notebook: the released toy lab with the two exercise cells replaced."""
+    notebook = release(toy_notebook())
+    for cell in notebook.cells:
+        exercise = cell.metadata.get("grading", {}).get("exercise")
+        if cell.metadata.get("grading", {}).get("role") == "exercise":
+            cell.source = {"double": double_code,
+                           "total": total_code or "def total(x):\n    return float(np.sum(x))\n"}[exercise]
+    path = tmp_path / "submissions" / f"{name}.ipynb"
+    path.parent.mkdir(exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def scores(results):
+    return {result.student: {test.name: test.score for test in result.tests} for result in results}
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- release ------------------------------------------------------------------------------------
+
+def test_strip_solutions_keeps_the_indentation_and_the_rest():
+    code = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\nz = 2\n"
+    stripped = strip_solutions(code, "cell")
+    assert stripped == "def f(x):\n    y = 1\n    raise NotImplementedError(\"여기를 채우세요\")\n\nz = 2\n"
+    compile(stripped, "cell", "exec")
+
+
+@pytest.mark.parametrize("code", ["### BEGIN SOLUTION\nx = 1\n", "x = 1\n### END SOLUTION\n",
+                                  "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n"])
+def test_unpaired_markers_are_an_error(code):
+    with pytest.raises(NotebookError, match="SOLUTION"):
+        strip_solutions(code, "cell 3")
+
+
+def test_release_strips_solutions_and_hidden_tests_and_keeps_the_rest(toy, tmp_path):
+    source, _ = toy
+    written = release_folder(source, tmp_path / "student")
+    instructor = nbformat.read(source / "toy.ipynb", as_version=4)
+    student = nbformat.read(written[0], as_version=4)
+    text = written[0].read_text(encoding="utf-8")
+    assert "SOLUTION" not in text and "2 * np.asarray" not in text and "np.sum" not in text
+    assert "double_matrix" not in text and "total_matrix" not in text and '"hidden"' not in text
+    kept = [cell for cell in instructor.cells
+            if cell.metadata.get("grading", {}).get("visibility") != "hidden"]
+    assert len(student.cells) == len(kept) == len(instructor.cells) - 2
+    for before, after in zip(kept, student.cells):
+        assert before.id == after.id and before.metadata == after.metadata
+        if before.metadata.get("grading", {}).get("role") != "exercise":
+            assert before.source == after.source
+        else:
+            assert "raise NotImplementedError" in after.source
+
+
+def test_releasing_twice_gives_identical_files(toy, tmp_path):
+    source, _ = toy
+    first = [path.read_bytes() for path in release_folder(source, tmp_path / "a")]
+    second_paths = release_folder(source, tmp_path / "a")
+    assert first == [path.read_bytes() for path in second_paths]
+
+
+def test_release_never_writes_over_the_instructor_notebooks(toy):
+    source, _ = toy
+    before = digest(source / "toy.ipynb")
+    with pytest.raises(NotebookError, match="overwrite"):
+        release_folder(source, source)
+    assert digest(source / "toy.ipynb") == before
+
+
+def test_a_test_must_end_with_the_value_to_compare(tmp_path):
+    notebook = toy_notebook()
+    notebook.cells[4].source = "assert double([1]).shape == (1,)"
+    nbformat.write(notebook, tmp_path / "bad.ipynb")
+    with pytest.raises(NotebookError, match="must end with an expression"):
+        load_lab(tmp_path / "bad.ipynb")
+
+
+# --- comparing values -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expected, actual, same", [
+    (1.0, 1.0 + 1e-9, True),
+    (1.0, 1.1, False),
+    ({"__array__": [[1, 2]], "shape": [1, 2], "dtype": "f"}, {"__array__": [[1, 2]], "shape": [1, 2], "dtype": "i"}, True),
+    ({"__array__": [1, 2], "shape": [2], "dtype": "f"}, {"__array__": [[1, 2]], "shape": [1, 2], "dtype": "f"}, False),
+    ({"__array__": [1, 2], "shape": [2], "dtype": "f"}, "1 2", False),
+    ({"__array__": [True, False], "shape": [2], "dtype": "b"}, {"__array__": [True, True], "shape": [2], "dtype": "b"}, False),
+    ([1, "a"], [1, "a"], True),
+    ([1, "a"], [1, "b"], False),
+    ([1, 2], [1], False),
+    ({"__dict__": {"a": 1}}, {"__dict__": {"a": 1, "b": 2}}, False),
+    (None, 0, False),
+    (float("nan"), float("nan"), True),
+])
+def test_compare(expected, actual, same):
+    assert compare_module.compare(expected, actual, rtol=1e-5, atol=1e-7)[0] is same
+
+
+def test_a_mismatch_says_what_differs_but_not_the_expected_value():
+    same, reason = compare_module.compare({"__array__": [0.125, 7.5], "shape": [2], "dtype": "f"},
+                                          {"__array__": [0.125, 9.0], "shape": [2], "dtype": "f"}, 1e-5, 1e-7)
+    assert not same and "index (1,)" in reason and "7.5" not in reason
+
+
+# --- grading ----------------------------------------------------------------------------------
+
+def test_reference_scores_full_marks_and_the_release_zero(toy, tmp_path):
+    source, lab = toy
+    release_folder(source, tmp_path / "student")
+    expected = reference_values(lab, FAST)
+    results = grade_all(lab, expected, [source / "toy.ipynb", tmp_path / "student" / "toy.ipynb"],
+                        FAST, tmp_path / "out", progress=False)
+    assert [result.score for result in results] == [5, 0]
+    assert all(result.max_score == 5 for result in results)
+    assert all("NotImplementedError" in test.output for test in results[1].tests)
+
+
+def test_a_wrong_answer_loses_exactly_its_tests(toy, tmp_path):
+    _, lab = toy
+    wrong_shape = submission(tmp_path, "flat", "def double(x):\n    return 2 * np.ravel(x)\n")
+    results = grade_all(lab, reference_values(lab, FAST), [wrong_shape], FAST, tmp_path / "out",
+                        progress=False)
+    assert scores(results)["flat"] == {"double_small": 1, "double_matrix": 0, "total_small": 1,
+                                       "total_matrix": 1}
+    assert "shape (6,)" in results[0].tests[1].output
+
+
+# Each adversarial submission breaks `double` (3 points) and keeps `total` right (2 points).
+ATTACKS = {
+    "raises": ("def double(x):\n    raise ValueError('no')\n", "ValueError"),
+    "loops_in_function": ("def double(x):\n    while True:\n        pass\n", "time limit"),
+    "loops_in_cell": ("while True:\n    try:\n        pass\n    except BaseException:\n        pass\n",
+                      "time limit"),
+    "sys_exit": ("import sys\ndef double(x):\n    sys.exit(0)\n", "SystemExit"),
+    "os_exit_in_function": ("import os\ndef double(x):\n    os._exit(0)\n", "exit code 0"),
+    "os_exit_in_cell": ("import os\nos._exit(3)\n", "exit code 3"),
+    "prints_megabytes": ("def double(x):\n    print('x' * 5_000_000)\n" + DOUBLE_SOLUTION, "File too large"),
+    "fills_memory": ("def double(x):\n    block = np.ones(1 << 31)\n" + DOUBLE_SOLUTION, "MemoryError"),
+    "deletes_the_instructor_notebook": (
+        "import os\ndef double(x):\n    os.remove({instructor!r})\n" + DOUBLE_SOLUTION, "blocked"),
+    "deletes_the_results_folder": (
+        "import shutil\ndef double(x):\n    shutil.rmtree({out!r})\n" + DOUBLE_SOLUTION, "blocked"),
+    "overwrites_another_submission": (
+        "def double(x):\n    open({good!r}, 'w').write('{{}}')\n" + DOUBLE_SOLUTION, "blocked"),
+    "reads_the_hidden_tests": (
+        "import json\ndef double(x):\n    json.load(open({instructor!r}))\n" + DOUBLE_SOLUTION, "blocked"),
+    "imports_the_course_solution": (
+        "from dlcourse.numpy_net import relu\ndef double(x):\n" + DOUBLE_SOLUTION, "import dlcourse"),
+    "writes_its_own_results": (
+        "open({own_results!r}, 'w').write('{{\"score\": 99}}')\ndef double(x):\n" + DOUBLE_SOLUTION,
+        "blocked"),
+    "patches_the_checks": ("np.allclose = lambda *a, **k: True\nnp.array_equal = np.allclose\n"
+                           "def double(x):\n    return 3 * np.asarray(x)\n", "differs"),
+    "writes_into_the_grader_channel": (
+        "import os\ndef double(x):\n    for fd in range(3, 20):\n        try:\n"
+        "            os.write(fd, b'{{\"value\": 1}}\\n')\n        except OSError:\n            pass\n"
+        + DOUBLE_SOLUTION, "channel"),
+    "kills_the_grader": ("import os, signal\ndef double(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
+                         + DOUBLE_SOLUTION, "blocked"),
+    "starts_a_process": ("import subprocess\ndef double(x):\n    subprocess.run(['rm', '-rf', {out!r}])\n"
+                         + DOUBLE_SOLUTION, "blocked"),
+    "uses_the_network": ("import socket\ndef double(x):\n    socket.create_connection(('127.0.0.1', {port}))\n"
+                         + DOUBLE_SOLUTION, "blocked"),
+}
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP server on 127.0.0.1 that counts the connections it gets."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                pass
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_attacks_cost_only_what_they_broke_and_the_grader_finishes(toy, tmp_path, listener):
+    source, lab = toy
+    port, accepted = listener
+    out = tmp_path / "out"
+    good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
+    paths = {"instructor": str(source / "toy.ipynb"), "out": str(out), "good": str(good), "port": port}
+    attacks = []
+    for name, (code, _) in ATTACKS.items():
+        attacks.append(submission(tmp_path, name, code.format(
+            **paths, own_results=str(out / name / "results.json"))))
+    watched = {path: digest(path) for path in [source / "toy.ipynb", good]}
+    expected = reference_values(lab, FAST)
+
+    results = grade_all(lab, expected, [good, *attacks], FAST, out, jobs=2, progress=False)
+    write_results(results, lab, out)
+
+    by_student = {result.student: result for result in results}
+    assert by_student["good"].score == 5
+    for name, (_, reason) in ATTACKS.items():
+        result = by_student[name]
+        lost = {test.name: test.output for test in result.tests if test.score == 0}
+        assert set(lost) == set(DOUBLE_TESTS), (name, lost)
+        assert all(reason in output for output in lost.values()), (name, lost)
+        saved = json.loads((out / name / "results.json").read_text(encoding="utf-8"))
+        assert saved["score"] == 2 and saved["max_score"] == 5, name
+    assert {path: digest(path) for path in watched} == watched, "no file of the grader's was changed"
+    assert not accepted, "no submission reached the network"
+
+
+def test_every_other_submission_is_scored_after_a_crash(toy, tmp_path):
+    _, lab = toy
+    crash = submission(tmp_path, "crash", "import os\nos._exit(1)\n", "import os\nos._exit(1)\n")
+    good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
+    results = grade_all(lab, reference_values(lab, FAST), [crash, good, crash], FAST, tmp_path / "out",
+                        progress=False)
+    assert [result.score for result in results] == [0, 5, 0]
+    assert [result.student for result in results] == ["crash", "good", "crash-2"]
+
+
+def test_submissions_that_are_not_usable_notebooks_get_zero_with_a_reason(toy, tmp_path):
+    _, lab = toy
+    corrupt = tmp_path / "corrupt.ipynb"
+    corrupt.write_text('{"cells": [', encoding="utf-8")
+    folder = tmp_path / "kim"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no notebook here")
+    results = grade_all(lab, reference_values(lab, FAST), [corrupt, folder], FAST, tmp_path / "out",
+                        progress=False)
+    assert [result.score for result in results] == [0, 0]
+    assert "not a readable notebook" in results[0].problem
+    assert "no toy.ipynb" in results[1].problem
+
+
+def test_a_folder_submission_and_cells_found_by_id_when_the_metadata_is_gone(toy, tmp_path):
+    _, lab = toy
+    path = submission(tmp_path, "lee", "def double(x):\n" + DOUBLE_SOLUTION)
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.metadata.get("grading", {}).get("role") == "exercise":
+            del cell.metadata["grading"]
+    folder = tmp_path / "lee_folder"
+    folder.mkdir()
+    nbformat.write(notebook, folder / "toy.ipynb")
+    assert set(student_code(folder / "toy.ipynb", lab)) == {"double", "total"}
+    results = grade_all(lab, reference_values(lab, FAST), [folder], FAST, tmp_path / "out", progress=False)
+    assert results[0].student == "lee_folder" and results[0].score == 5
+
+
+def test_a_missing_exercise_cell_loses_its_tests_with_a_reason(toy, tmp_path):
+    _, lab = toy
+    path = submission(tmp_path, "park", "def double(x):\n" + DOUBLE_SOLUTION)
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells = [cell for cell in notebook.cells
+                      if cell.metadata.get("grading", {}).get("exercise") != "total"
+                      or cell.metadata["grading"]["role"] != "exercise"]
+    nbformat.write(notebook, path)
+    result = grade_all(lab, reference_values(lab, FAST), [path], FAST, tmp_path / "out", progress=False)[0]
+    assert result.score == 3
+    assert all("not found in the notebook" in test.output for test in result.tests if test.exercise == "total")
+
+
+def test_results_json_and_the_class_csv(toy, tmp_path):
+    source, lab = toy
+    out = tmp_path / "out"
+    expected = reference_values(lab, FAST)
+    first = grade_all(lab, expected, [source / "toy.ipynb"], FAST, out, progress=False)
+    write_results(first, lab, out)
+    write_class_csv(first, lab, out)
+    second = grade_all(lab, expected, [submission(tmp_path, "choi", "def double(x):\n    return x\n")],
+                       FAST, out, progress=False)
+    write_class_csv(second, lab, out)
+    saved = json.loads((out / "toy" / "results.json").read_text(encoding="utf-8"))
+    assert saved["score"] == saved["max_score"] == 5
+    assert [(test["name"], test["visibility"]) for test in saved["tests"]] == [
+        ("double: double_small", "visible"), ("double: double_matrix", "hidden"),
+        ("total: total_small", "visible"), ("total: total_matrix", "hidden")]
+    rows = (out / "toy_grades.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("student,score,max_score,double_small,double_matrix")
+    assert [row.split(",")[:3] for row in rows[1:]] == [["choi", "2", "5"], ["toy", "5", "5"]]
+
+
+def test_student_names_are_distinct_and_safe(tmp_path):
+    (tmp_path / "a b").mkdir()
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "a b.ipynb").write_text("{}")
+    assert student_names([tmp_path / "a b", tmp_path / "x" / "a b.ipynb"]) == ["a_b", "a_b-2"]
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def grading_command(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "dlcourse.grading", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_command_line_release_and_grade(toy, tmp_path):
+    source, _ = toy
+    done = grading_command("release", "--source", source, "--out", tmp_path / "student", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    done = grading_command("grade", "--lab", "toy", "--source", source, "--out", tmp_path / "out", "--quiet",
+                           source / "toy.ipynb", tmp_path / "student" / "toy.ipynb", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "5 / 5" in done.stdout and "0 / 5" in done.stdout
+    assert (tmp_path / "out" / "toy_grades.csv").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["grade", "--lab", "nope", "{sub}"], "no graded lab 'nope'"),
+    (["grade", "--lab", "toy", "{missing}"], "no such submission"),
+    (["grade", "--lab", "toy", "--jobs", "0", "{sub}"], "--jobs"),
+    (["release", "--out", "{source}"], "overwrite"),
+])
+def test_command_line_errors_are_one_line(toy, tmp_path, args, message):
+    source, _ = toy
+    names = {"sub": source / "toy.ipynb", "missing": tmp_path / "missing.ipynb", "source": source}
+    args = [arg.format(**names) for arg in args]
+    done = grading_command(*args[:1], "--source", source, *args[1:], cwd=tmp_path)
+    assert done.returncode in (1, 2)
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_audit_hook_alone_blocks_the_network(toy, tmp_path, listener, monkeypatch):
+    """Where the OS gives no network namespace (many CI containers), the hook still says no."""
+    from dlcourse.grading import sandbox
+    monkeypatch.setattr(sandbox, "network_isolation", lambda: ())
+    _, lab = toy
+    port, accepted = listener
+    code, reason = ATTACKS["uses_the_network"]
+    path = submission(tmp_path, "net", code.format(port=port))
+    result = grade_all(lab, reference_values(lab, FAST), [path], FAST, tmp_path / "out", progress=False)[0]
+    assert result.score == 2 and all(reason in test.output for test in result.tests if test.score == 0)
+    assert not accepted
