@@ -18,13 +18,17 @@ from pathlib import Path
 
 import nbformat
 
-from dlcourse.grading.notebooks import load_lab, release
+from dlcourse.grading.notebooks import STUB, load_lab, release, strip_solutions
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_class(instructor_path, students, out_dir):
-    """Write ``students`` notebooks; the score each should get, by file name."""
+def make_class(instructor_path, students, out_dir, endless=0):
+    """Write ``students`` notebooks; the score each should get, by file name.
+
+    ``endless``: how many of the students who solved everything instead loop
+    forever in the first exercise (each costs the grader a timeout per test).
+    """
     lab = load_lab(instructor_path)
     instructor = nbformat.read(instructor_path, as_version=4)
     released = release(instructor)
@@ -44,6 +48,15 @@ def make_class(instructor_path, students, out_dir):
                 if cell.metadata.get("grading", {}).get("role") == "exercise" and exercise in solutions:
                     cell.source = solutions[exercise]
             score = lab.max_score - points[unsolved]
+        elif kind < 4 and endless > 0:
+            endless -= 1
+            first = exercise_ids[0]
+            notebook = nbformat.from_dict(json.loads(json.dumps(instructor)))
+            for cell in notebook.cells:
+                grading = cell.metadata.get("grading", {})
+                if grading.get("role") == "exercise" and grading.get("exercise") == first:
+                    cell.source = strip_solutions(cell.source, first).replace(STUB, "while True: pass")
+            score = lab.max_score - points[first]
         else:
             score = 0 if kind == 5 else lab.max_score
         name = f"student{index + 1:02d}"
@@ -56,11 +69,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", default="week1_softmax_mnist")
     parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--endless", type=int, default=0,
+                        help="students whose first exercise loops forever")
     parser.add_argument("--jobs", type=int, default=None, help="passed to the grader (default: its own)")
     parser.add_argument("--out", default="runs/grading_benchmark")
     args = parser.parse_args(argv)
     out = Path(args.out) / args.lab
-    expected = make_class(REPO / "notebooks" / f"{args.lab}.ipynb", args.students, out / "submissions")
+    submissions = out / "submissions"
+    for old in submissions.glob("*.ipynb"):
+        old.unlink()  # a smaller class than last time must not grade the old files
+    expected = make_class(REPO / "notebooks" / f"{args.lab}.ipynb", args.students, submissions, args.endless)
     command = [sys.executable, "-m", "dlcourse.grading", "grade", "--lab", args.lab, "--out", str(out / "results"),
                "--quiet", *sorted(str(path) for path in (out / "submissions").glob("*.ipynb"))]
     if args.jobs:
@@ -73,7 +91,8 @@ def main(argv=None):
     with open(out / "results" / f"{args.lab}_grades.csv", newline="", encoding="utf-8") as table:
         got = {row["student"]: float(row["score"]) for row in csv.DictReader(table)}
     wrong = {name: (got.get(name), score) for name, score in expected.items() if got.get(name) != score}
-    timing = {"lab": args.lab, "students": args.students, "wall_seconds": round(seconds, 1),
+    timing = {"lab": args.lab, "students": args.students, "endless_loops": args.endless,
+              "wall_seconds": round(seconds, 1),
               "seconds_per_submission": round(seconds / args.students, 2), "scores_as_expected": not wrong}
     (out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")
     print(json.dumps(timing))

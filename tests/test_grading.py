@@ -408,3 +408,19 @@ def test_the_audit_hook_alone_blocks_the_network(toy, tmp_path, listener, monkey
     result = grade_all(lab, reference_values(lab, FAST), [path], FAST, tmp_path / "out", progress=False)[0]
     assert result.score == 2 and all(reason in test.output for test in result.tests if test.score == 0)
     assert not accepted
+
+
+@pytest.mark.parametrize("content", [
+    '{"cells": [{"cell_type": "code", "source": [1, 2], "metadata": []}]}',
+    '{"cells": {"a": 1}}',
+    '{"cells": [{"cell_type": "code", "id": ["x"], "metadata": {"grading": {"role": "exercise", "exercise": ["double"]}}}]}',
+    '[1, 2]',
+    '\udcff'.encode("utf-8", "surrogateescape").decode("latin-1"),
+])
+def test_malformed_notebooks_get_zero_and_the_rest_is_graded(toy, tmp_path, content):
+    _, lab = toy
+    odd = tmp_path / "odd.ipynb"
+    odd.write_text(content, encoding="utf-8")
+    good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
+    results = grade_all(lab, reference_values(lab, FAST), [odd, good], FAST, tmp_path / "out", progress=False)
+    assert [result.score for result in results] == [0, 5]

@@ -138,4 +138,16 @@ def grade_all(lab, expected, submissions, limits, out_dir, jobs=2, progress=True
                   disable=not progress) as bar:
             for _ in as_completed(futures):
                 bar.update()
-    return [future.result() for future in futures]
+    return [_result_of(future, name, submission, lab)
+            for future, name, submission in zip(futures, names, submissions)]
+
+
+def _result_of(future, student, submission, lab):
+    """The future's result; a grader bug on one submission becomes that submission's problem."""
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - one submission must not stop the class
+        reason = f"the grader failed on this submission ({type(error).__name__}: {error}); grade it again"
+        return Result(student=student, submission=str(submission), problem=reason,
+                      tests=[TestResult(test.name, test.exercise, 0, test.points, reason, test.visibility)
+                             for test in lab.tests])

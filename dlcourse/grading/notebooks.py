@@ -58,11 +58,12 @@ class Lab:
 
 def source_of(cell):
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
 
 
 def grading_of(cell):
-    grading = cell.get("metadata", {}).get("grading")
+    metadata = cell.get("metadata")
+    grading = metadata.get("grading") if isinstance(metadata, dict) else None
     return grading if isinstance(grading, dict) else {}
 
 
@@ -97,7 +98,7 @@ def _number(grading, key, default, where):
 def load_lab(path):
     """The setup, the exercises (with their reference code) and the tests of an instructor notebook."""
     path = Path(path)
-    notebook = nbformat.read(path, as_version=4)
+    notebook = _read_instructor_notebook(path)
     lab = Lab(name=path.stem, setup=None)
     names = set()
     for index, cell in enumerate(notebook.cells):
@@ -131,6 +132,13 @@ def load_lab(path):
     return lab
 
 
+def _read_instructor_notebook(path):
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise NotebookError(f"cannot read {path}: {type(error).__name__}: {error}") from None
+
+
 def _read_test(grading, code, lab, names, where):
     name, exercise = grading.get("test"), grading.get("exercise")
     if not name or name in names:
@@ -154,7 +162,7 @@ def graded_notebooks(source_dir):
     """``{lab name: path}`` of the notebooks in ``source_dir`` that have graded tests."""
     labs = {}
     for path in sorted(Path(source_dir).glob("*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)
+        notebook = _read_instructor_notebook(path)
         if any(grading_of(cell).get("role") == "test" for cell in notebook.cells):
             labs[path.stem] = path
     return labs
@@ -199,8 +207,9 @@ def student_code(path, lab):
             continue
         grading = grading_of(cell)
         exercise = grading.get("exercise") if grading.get("role") == "exercise" else None
-        if exercise not in lab.exercises:
-            exercise = cell_ids.get(cell.get("id"))
+        if not isinstance(exercise, str) or exercise not in lab.exercises:
+            cell_id = cell.get("id")
+            exercise = cell_ids.get(cell_id) if isinstance(cell_id, str) else None
         if exercise is not None and exercise not in found:
             found[exercise] = source_of(cell)
     return found
@@ -223,7 +232,7 @@ def release_folder(source_dir, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in paths:
-        student_copy = release(nbformat.read(path, as_version=4))
+        student_copy = release(_read_instructor_notebook(path))
         nbformat.validate(student_copy)
         target = out_dir / path.name
         temporary = target.with_name(target.name + ".tmp")

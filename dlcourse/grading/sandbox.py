@@ -30,7 +30,7 @@ MAX_REPLY_BYTES = 16 << 20
 
 @dataclass(frozen=True)
 class Limits:
-    test_seconds: float = 30.0        # one cell or one test
+    test_seconds: float = 10.0        # one cell or one test (a test cell takes milliseconds)
     submission_seconds: float = 300.0  # everything of one submission, restarts included
     memory_mib: int = 4096             # address space (TensorFlow alone reserves about 3 GiB)
     output_bytes: int = 1 << 20        # what the student's code may print
