@@ -214,6 +214,8 @@ ATTACKS = {
         "def double(x):\n    open({good!r}, 'w').write('{{}}')\n" + DOUBLE_SOLUTION, "blocked"),
     "reads_the_hidden_tests": (
         "import json\ndef double(x):\n    json.load(open({instructor!r}))\n" + DOUBLE_SOLUTION, "blocked"),
+    "reads_the_course_solution": (
+        "def double(x):\n    open({numpy_net!r}).read()\n" + DOUBLE_SOLUTION, "the course's code"),
     "imports_the_course_solution": (
         "from dlcourse.numpy_net import relu\ndef double(x):\n" + DOUBLE_SOLUTION, "import dlcourse"),
     "writes_its_own_results": (
@@ -260,7 +262,8 @@ def test_attacks_cost_only_what_they_broke_and_the_grader_finishes(toy, tmp_path
     port, accepted = listener
     out = tmp_path / "out"
     good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
-    paths = {"instructor": str(source / "toy.ipynb"), "out": str(out), "good": str(good), "port": port}
+    paths = {"instructor": str(source / "toy.ipynb"), "out": str(out), "good": str(good), "port": port,
+             "numpy_net": str(REPO / "dlcourse" / "numpy_net.py")}
     attacks = []
     for name, (code, _) in ATTACKS.items():
         attacks.append(submission(tmp_path, name, code.format(

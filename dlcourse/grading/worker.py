@@ -15,10 +15,10 @@ What the hook blocks once student code runs: writing, deleting or renaming
 anything outside the sandbox folder; reading outside the sandbox, the Python
 installation and the system folders (so not the instructor's notebooks, other
 students' work or the grader's results); sockets; new processes; signals to
-other processes; ctypes; raising resource limits; importing ``dlcourse`` or
-``labs``.  Audit hooks are not a full sandbox (the Python docs say so): this
-is one layer, next to the separate process, the limits and a network
-namespace.  What keeps a score honest is elsewhere: the grader compares the
+other processes; ctypes; raising resource limits; importing or reading
+``dlcourse`` and ``labs`` (the course's own solutions).  Audit hooks are not
+a full sandbox (the Python docs say so): this is one layer, next to the
+separate process, the limits and a network namespace.  What keeps a score honest is elsewhere: the grader compares the
 values a test returns with the reference solution's values, which never
 enter this process.
 """
@@ -62,6 +62,9 @@ class Fence:
         self.sandbox = os.path.realpath(sandbox)
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
         self.readable = tuple(os.path.realpath(root) for root in (*prefixes, *READABLE_SYSTEM_ROOTS))
+        # The course's own code holds solutions, and may sit inside site-packages.
+        package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+        self.unreadable = (package, os.path.join(os.path.dirname(package), "labs"))
         self.pid = os.getpid()
         self.busy = threading.local()
 
@@ -80,6 +83,8 @@ class Fence:
         if resolved is None or self.inside(resolved, (self.sandbox,)):
             return
         own_proc = f"/proc/{self.pid}"
+        if self.inside(resolved, self.unreadable):
+            raise PermissionError(f"blocked by the grader: reading the course's code {path!r}")
         if not writing and (self.inside(resolved, self.readable) or self.inside(resolved, (own_proc,))):
             return
         raise PermissionError(f"blocked by the grader: {'writing' if writing else 'reading'} {path!r}")
