@@ -4,10 +4,14 @@ The course's own notebooks are checked in ``test_grading_notebooks.py``.
 """
 import hashlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -427,3 +431,40 @@ def test_malformed_notebooks_get_zero_and_the_rest_is_graded(toy, tmp_path, cont
     good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
     results = grade_all(lab, reference_values(lab, FAST), [odd, good], FAST, tmp_path / "out", progress=False)
     assert [result.score for result in results] == [0, 5]
+
+
+def workers_running(marker):
+    """Processes whose command line mentions ``marker`` (the grader's temporary folder)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_a_stopped_grader_leaves_no_worker_behind(toy, tmp_path, how):
+    source, _ = toy
+    loops = [submission(tmp_path, f"loop{index}", ATTACKS["loops_in_function"][0]) for index in range(3)]
+    temporary = tmp_path / "grader_tmp"
+    temporary.mkdir()
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "dlcourse.grading", "grade", "--lab", "toy", "--source", str(source),
+         "--out", str(tmp_path / "out"), "--quiet", "--test-timeout", "60", *map(str, loops)],
+        cwd=REPO, env={**os.environ, "TMPDIR": str(temporary)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(workers_running(str(temporary))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert workers_running(str(temporary)), "the workers started"
+    grader.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    _, stderr = grader.communicate(timeout=30)
+    if how == "ctrl-c":
+        assert grader.returncode == 130 and "interrupted" in stderr
+    deadline = time.monotonic() + 10
+    while workers_running(str(temporary)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not workers_running(str(temporary))

@@ -61,10 +61,17 @@ def grade(args):
     print(f"{lab.name}: {len(lab.tests)} tests, {lab.max_score:g} points; network blocked by: {network}",
           file=sys.stderr)
     expected = reference_values(lab, limits)
-    results = grade_all(lab, expected, args.submissions, limits, out_dir, jobs=args.jobs,
-                        progress=not args.quiet)
-    write_results(results, lab, out_dir)
-    csv_path = write_class_csv(results, lab, out_dir)
+    done = []
+
+    def save(result):
+        write_results([result], lab, out_dir)
+        done.append(result)
+    try:
+        results = grade_all(lab, expected, args.submissions, limits, out_dir, jobs=args.jobs,
+                            progress=not args.quiet, on_result=save)
+    finally:
+        if done:
+            csv_path = write_class_csv(done, lab, out_dir)  # what was graded, even after Ctrl-C
     print(score_table(results, lab))
     print(f"results: {out_dir}/<student>/results.json, class table: {csv_path}")
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from dlcourse.grading.compare import compare
 from dlcourse.grading.notebooks import NotebookError, student_code
-from dlcourse.grading.sandbox import run_submission
+from dlcourse.grading.sandbox import kill_all_workers, run_submission
 
 
 @dataclass
@@ -127,19 +127,34 @@ def grade_submission(lab, expected, submission, student, limits, output_dir=None
     return result
 
 
-def grade_all(lab, expected, submissions, limits, out_dir, jobs=2, progress=True):
-    """Every submission's ``Result``, in the order given, ``jobs`` of them at a time."""
+def grade_all(lab, expected, submissions, limits, out_dir, jobs=2, progress=True, on_result=None):
+    """Every submission's ``Result``, in the order given, ``jobs`` of them at a time.
+
+    ``on_result(result)`` is called (in this thread) as each submission is
+    done, so results can be saved before the whole class is.  On Ctrl-C the
+    submissions not started are dropped and the running ones killed.
+    """
     names = student_names(submissions)
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_submission, lab, expected, submission, name, limits,
-                               Path(out_dir) / name)
-                   for submission, name in zip(submissions, names)]
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = {pool.submit(grade_submission, lab, expected, submission, name, limits,
+                           Path(out_dir) / name): index
+               for index, (submission, name) in enumerate(zip(submissions, names))}
+    results = [None] * len(futures)
+    try:
         with tqdm(total=len(futures), desc=f"grading {lab.name}", unit="submission",
                   disable=not progress) as bar:
-            for _ in as_completed(futures):
+            for future in as_completed(futures):
+                index = futures[future]
+                results[index] = _result_of(future, names[index], submissions[index], lab)
+                if on_result is not None:
+                    on_result(results[index])
                 bar.update()
-    return [_result_of(future, name, submission, lab)
-            for future, name, submission in zip(futures, names, submissions)]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        kill_all_workers()
+        raise
+    pool.shutdown()
+    return results
 
 
 def _result_of(future, student, submission, lab):

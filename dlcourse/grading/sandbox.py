@@ -10,6 +10,7 @@ test its points: the worker is killed and a new one carries on with the
 remaining tests.  Exercise cells that broke a worker are left out of the
 next one.
 """
+import atexit
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +28,9 @@ from pathlib import Path
 
 WORKER = Path(__file__).with_name("worker.py")
 MAX_REPLY_BYTES = 16 << 20
+_LIVE_WORKERS = set()  # killed when the grader stops, so no endless loop outlives it
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set on Ctrl-C: no new worker starts
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class WorkerProcess:
     """One worker: send a command, get its reply or a ``WorkerBroken`` within a deadline."""
 
     def __init__(self, sandbox, limits, output_path):
+        if _STOPPING.is_set():
+            raise WorkerBroken("the grader was stopped")
         self.limits = limits
         read_end, write_end = os.pipe()
         with open(output_path, "wb") as output:
@@ -85,6 +92,8 @@ class WorkerProcess:
         os.close(write_end)
         self.replies = read_end
         self.buffer = b""
+        with _LIVE_LOCK:
+            _LIVE_WORKERS.add(self)
 
     def request(self, command, seconds):
         nonce = secrets.token_hex(8)
@@ -132,19 +141,34 @@ class WorkerProcess:
             return f"the process was killed by {name} (memory limit {self.limits.memory_mib} MiB?)"
         return f"the process ended with exit code {code} (sys.exit / os._exit?)"
 
-    def close(self):
+    def kill(self):
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def close(self):
+        self.kill()
         self.process.wait()
+        with _LIVE_LOCK:
+            _LIVE_WORKERS.discard(self)
         for stream in (self.process.stdin,):
             try:
                 stream.close()
             except OSError:
                 pass
         os.close(self.replies)
+
+
+@atexit.register
+def kill_all_workers():
+    """Kill every worker still running and start no new one (the grader was interrupted)."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        workers = list(_LIVE_WORKERS)
+    for worker in workers:
+        worker.kill()
 
 
 def run_submission(setup, cells, tests, limits, files=(), keep_output=None):
@@ -164,9 +188,11 @@ def run_submission(setup, cells, tests, limits, files=(), keep_output=None):
             shutil.copyfile(path, sandbox / Path(path).name)
         while pending:
             remaining = limits.submission_seconds - (time.monotonic() - started)
-            if remaining <= 0:
+            if remaining <= 0 or _STOPPING.is_set():
+                reason = f"submission time limit ({limits.submission_seconds:g} s)" if remaining <= 0 \
+                    else "the grader was stopped"
                 for test in pending:
-                    outcomes[test.name] = Outcome(error=f"submission time limit ({limits.submission_seconds:g} s)")
+                    outcomes[test.name] = Outcome(error=reason)
                 break
             worker = WorkerProcess(sandbox, limits, sandbox / f"output-{len(logs)}.log")
             logs.append(worker)
