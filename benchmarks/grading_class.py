@@ -27,7 +27,7 @@ def make_class(instructor_path, students, out_dir, endless=0):
     """Write ``students`` notebooks; the score each should get, by file name.
 
     ``endless``: how many of the students who solved everything instead loop
-    forever in the first exercise (each costs the grader a timeout per test).
+    forever in the last exercise (each costs the grader a timeout per test).
     """
     lab = load_lab(instructor_path)
     instructor = nbformat.read(instructor_path, as_version=4)
@@ -38,10 +38,10 @@ def make_class(instructor_path, students, out_dir, endless=0):
     out_dir.mkdir(parents=True, exist_ok=True)
     expected = {}
     for index in range(students):
-        kind = index % 6  # 0-3 solved, 4 one exercise unsolved, 5 the untouched release
+        kind = index % 6  # 0-3 solved, 4 the last exercise unsolved, 5 the untouched release
         notebook = released if kind == 5 else release(instructor) if kind == 4 else instructor
         if kind == 4:
-            unsolved = exercise_ids[index % len(exercise_ids)]
+            unsolved = exercise_ids[-1]  # later exercises may call earlier ones, never the reverse
             solutions = {exercise: code for exercise, (_, code) in lab.exercises.items() if exercise != unsolved}
             for cell in notebook.cells:
                 exercise = cell.metadata.get("grading", {}).get("exercise")
@@ -50,13 +50,13 @@ def make_class(instructor_path, students, out_dir, endless=0):
             score = lab.max_score - points[unsolved]
         elif kind < 4 and endless > 0:
             endless -= 1
-            first = exercise_ids[0]
+            last = exercise_ids[-1]
             notebook = nbformat.from_dict(json.loads(json.dumps(instructor)))
             for cell in notebook.cells:
                 grading = cell.metadata.get("grading", {})
-                if grading.get("role") == "exercise" and grading.get("exercise") == first:
-                    cell.source = strip_solutions(cell.source, first).replace(STUB, "while True: pass")
-            score = lab.max_score - points[first]
+                if grading.get("role") == "exercise" and grading.get("exercise") == last:
+                    cell.source = strip_solutions(cell.source, last).replace(STUB, "while True: pass")
+            score = lab.max_score - points[last]
         else:
             score = 0 if kind == 5 else lab.max_score
         name = f"student{index + 1:02d}"
@@ -70,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--lab", default="week1_softmax_mnist")
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--endless", type=int, default=0,
-                        help="students whose first exercise loops forever")
+                        help="students whose last exercise loops forever")
     parser.add_argument("--jobs", type=int, default=None, help="passed to the grader (default: its own)")
     parser.add_argument("--out", default="runs/grading_benchmark")
     args = parser.parse_args(argv)

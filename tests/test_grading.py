@@ -468,3 +468,14 @@ def test_a_stopped_grader_leaves_no_worker_behind(toy, tmp_path, how):
     while workers_running(str(temporary)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not workers_running(str(temporary))
+
+
+@pytest.mark.parametrize("last_line, message", [("print(double([1]))", "ends with None"),
+                                                ("object()", "cannot compare"),
+                                                ("double([1]) + undefined_name", "fails on the reference")])
+def test_an_instructor_test_that_cannot_grade_is_reported(tmp_path, last_line, message):
+    notebook = toy_notebook()
+    notebook.cells[4].source = last_line
+    nbformat.write(notebook, tmp_path / "toy.ipynb")
+    with pytest.raises(NotebookError, match=message):
+        reference_values(load_lab(tmp_path / "toy.ipynb"), FAST)

@@ -57,6 +57,9 @@ def reference_values(lab, limits):
         outcome = outcomes[test.name]
         if outcome.error:
             raise NotebookError(f"{lab.name}: test {test.name!r} fails on the reference solution: {outcome.error}")
+        if outcome.value is None:
+            raise NotebookError(f"{lab.name}: test {test.name!r} ends with None; end it with the value "
+                                f"to compare (the student's function's output)")
         if "__unsupported__" in repr(outcome.value):
             raise NotebookError(f"{lab.name}: test {test.name!r} ends with a value the grader cannot "
                                 f"compare ({outcome.value}); end with numbers, text or arrays")

@@ -105,7 +105,7 @@ class WorkerProcess:
         reply = self._read_line(time.monotonic() + seconds, seconds)
         try:
             reply = json.loads(reply)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise WorkerBroken("the submission wrote garbage into the grader's channel") from None
         if not isinstance(reply, dict) or reply.get("nonce") != nonce:
             raise WorkerBroken("the submission wrote into the grader's channel")
