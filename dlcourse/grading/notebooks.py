@@ -23,7 +23,7 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 STUB = 'raise NotImplementedError("여기를 채우세요")'
 VISIBILITIES = ("visible", "hidden")
-MAX_NOTEBOOK_BYTES = 20 << 20
+MAX_NOTEBOOK_BYTES = 64 << 20  # a notebook saved with many figures is a few MiB
 _MARKER = re.compile(r"^(\s*)(### (?:BEGIN|END) SOLUTION)\s*$")
 
 

@@ -73,7 +73,7 @@ def score_table(results, lab):
              f"{'-' * width}  {'-' * 11}  {'-' * 14}"]
     for result in results:
         lost = [test.name for test in result.tests if test.score < test.max_score]
-        note = result.problem or (", ".join(lost) if lost else "-")
+        note = result.problem or ("all tests" if len(lost) == len(result.tests) else ", ".join(lost) or "-")
         lines.append(f"{result.student:<{width}}  {result.score:>5g} / {result.max_score:<3g}  {note}")
     if results:
         mean = sum(result.score for result in results) / len(results)
