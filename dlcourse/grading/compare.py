@@ -8,9 +8,6 @@ equal.  The reason for a mismatch says what differs, never the expected value.
 """
 import numpy as np
 
-NUMERIC_KINDS = "biuf"
-
-
 def _as_array(value):
     """A numeric array for a number or an encoded array; None for anything else."""
     if isinstance(value, bool) or isinstance(value, (int, float)):

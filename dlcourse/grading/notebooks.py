@@ -12,6 +12,7 @@ A cell's role is in its metadata, ``cell.metadata["grading"]``:
   with the reference solution's value for the same cell.
 """
 import ast
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ def graded_notebooks(source_dir):
 
 def release(notebook):
     """The student's copy: solutions replaced by stubs, hidden tests removed, the rest as it was."""
-    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))  # a deep copy
+    notebook = copy.deepcopy(notebook)
     kept = []
     for index, cell in enumerate(notebook.cells):
         grading = grading_of(cell)

@@ -1,11 +1,10 @@
 """What the grader hands back: Gradescope ``results.json`` files, a class CSV, a table to read."""
 import csv
+import io
 import json
 import os
 from pathlib import Path
 
-# Gradescope shows "visible" tests to students at once and never shows "hidden" ones.
-GRADESCOPE_VISIBILITY = {"visible": "visible", "hidden": "hidden"}
 
 
 def gradescope_json(result, lab):
@@ -19,7 +18,8 @@ def gradescope_json(result, lab):
         "stdout_visibility": "hidden",
         "tests": [{"name": f"{test.exercise}: {test.name}", "score": test.score,
                    "max_score": test.max_score, "output": test.output,
-                   "visibility": GRADESCOPE_VISIBILITY[test.visibility]}
+                   # Gradescope's own words: "visible" at once, "hidden" never to students.
+                   "visibility": test.visibility}
                   for test in result.tests],
     }
 
@@ -29,7 +29,7 @@ def _write_atomically(path, text):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
+    temporary.write_text(text, encoding="utf-8", newline="")
     os.replace(temporary, path)
 
 
@@ -59,10 +59,10 @@ def write_class_csv(results, lab, out_dir):
                "submission": result.submission}
         row.update({test.name: f"{test.score:g}" for test in result.tests})
         rows[result.student] = row
-    lines = [header] + [[rows[student].get(column, "") for column in header] for student in sorted(rows)]
-    with open(path.with_name(path.name + ".tmp"), "w", newline="", encoding="utf-8") as out:
-        csv.writer(out).writerows(lines)
-    os.replace(path.with_name(path.name + ".tmp"), path)
+    table = io.StringIO(newline="")
+    csv.writer(table).writerows([header] + [[rows[student].get(column, "") for column in header]
+                                            for student in sorted(rows)])
+    _write_atomically(path, table.getvalue())
     return path
 
 

@@ -153,11 +153,10 @@ class WorkerProcess:
         self.process.wait()
         with _LIVE_LOCK:
             _LIVE_WORKERS.discard(self)
-        for stream in (self.process.stdin,):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass  # the worker had already closed its end
         os.close(self.replies)
 
 
