@@ -2,7 +2,6 @@
 
 The course's own notebooks are checked in ``test_grading_notebooks.py``.
 """
-import hashlib
 import json
 import os
 import signal
@@ -14,51 +13,19 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from dlcourse.grading import compare as compare_module
 from dlcourse.grading.grader import grade_all, reference_values, student_names
-from dlcourse.grading.notebooks import (NotebookError, load_lab, release, release_folder,
+from dlcourse.grading.jail import Jail
+from dlcourse.grading.notebooks import (NotebookError, load_lab, release_folder,
                                         strip_solutions, student_code)
 from dlcourse.grading.results import write_class_csv, write_results
-from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
+from tests.grading_toy import DOUBLE_SOLUTION, FAST, JAIL, digest, scores, submission, toy_notebook
 
-FAST = Limits(test_seconds=3, submission_seconds=60, memory_mib=2048, output_bytes=64 << 10)
-DOUBLE_SOLUTION = "    return 2 * np.asarray(x)\n"
 DOUBLE_TESTS = ("double_small", "double_matrix")
-
-
-def graded(source, **grading):
-    cell = new_code_cell(source)
-    cell.metadata["grading"] = grading
-    return cell
-
-
-def toy_notebook():
-    """Two exercises, each with a visible and a hidden test: 5 points in all."""
-    notebook = new_notebook()
-    notebook.cells = [
-        new_markdown_cell("# 연습"),
-        graded("import numpy as np", role="setup"),
-        new_code_cell("untouched = 1  # not graded"),
-        graded('def double(x):\n    """두 배"""\n    ### BEGIN SOLUTION\n' + DOUBLE_SOLUTION
-               + "    ### END SOLUTION\n", role="exercise", exercise="double"),
-        graded('result = double([1, 2])\nassert result.shape == (2,), "shape"\nresult',
-               role="test", test="double_small", exercise="double", points=1, visibility="visible"),
-        graded("double(np.arange(6).reshape(2, 3) / 7)",
-               role="test", test="double_matrix", exercise="double", points=2, visibility="hidden"),
-        graded("def total(x):\n    ### BEGIN SOLUTION\n    return float(np.sum(x))\n    ### END SOLUTION\n",
-               role="exercise", exercise="total"),
-        graded("total([1.5, 2.5])", role="test", test="total_small", exercise="total", points=1,
-               visibility="visible"),
-        graded("{'sum': total(np.ones((3, 3))), 'parts': [total([1]), 'ok']}", role="test",
-               test="total_matrix", exercise="total", points=1, visibility="hidden"),
-    ]
-    for index, cell in enumerate(notebook.cells):
-        cell.id = f"cell-{index}"  # the same ids in every copy, as in a real release
-    return notebook
 
 
 @pytest.fixture
@@ -68,28 +35,6 @@ def toy(tmp_path):
     source.mkdir()
     nbformat.write(toy_notebook(), source / "toy.ipynb")
     return source, load_lab(source / "toy.ipynb")
-
-
-def submission(tmp_path, name, double_code, total_code=None):
-    """A student's notebook: the released toy lab with the two exercise cells replaced."""
-    notebook = release(toy_notebook())
-    for cell in notebook.cells:
-        exercise = cell.metadata.get("grading", {}).get("exercise")
-        if cell.metadata.get("grading", {}).get("role") == "exercise":
-            cell.source = {"double": double_code,
-                           "total": total_code or "def total(x):\n    return float(np.sum(x))\n"}[exercise]
-    path = tmp_path / "submissions" / f"{name}.ipynb"
-    path.parent.mkdir(exist_ok=True)
-    nbformat.write(notebook, path)
-    return path
-
-
-def scores(results):
-    return {result.student: {test.name: test.score for test in result.tests} for result in results}
-
-
-def digest(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # --- release ------------------------------------------------------------------------------------
@@ -155,24 +100,26 @@ def test_a_test_must_end_with_the_value_to_compare(tmp_path):
 @pytest.mark.parametrize("expected, actual, same", [
     (1.0, 1.0 + 1e-9, True),
     (1.0, 1.1, False),
-    ({"__array__": [[1, 2]], "shape": [1, 2], "dtype": "f"}, {"__array__": [[1, 2]], "shape": [1, 2], "dtype": "i"}, True),
-    ({"__array__": [1, 2], "shape": [2], "dtype": "f"}, {"__array__": [[1, 2]], "shape": [1, 2], "dtype": "f"}, False),
-    ({"__array__": [1, 2], "shape": [2], "dtype": "f"}, "1 2", False),
-    ({"__array__": [True, False], "shape": [2], "dtype": "b"}, {"__array__": [True, True], "shape": [2], "dtype": "b"}, False),
+    (np.array([[1.0, 2.0]]), np.array([[1, 2]]), True),
+    (np.array([1.0, 2.0]), np.array([[1.0, 2.0]]), False),
+    (np.array([1.0, 2.0]), "1 2", False),
+    (np.array([True, False]), np.array([True, True]), False),
     ([1, "a"], [1, "a"], True),
+    ((1, "a"), [1, "a"], True),
     ([1, "a"], [1, "b"], False),
     ([1, 2], [1], False),
-    ({"__dict__": {"a": 1}}, {"__dict__": {"a": 1, "b": 2}}, False),
+    ({"a": 1}, {"a": 1, "b": 2}, False),
+    ({"a": np.ones(2)}, {"a": np.ones(2)}, True),
     (None, 0, False),
     (float("nan"), float("nan"), True),
+    (np.array(["a", "b"]), np.array(["a", "c"]), False),
 ])
 def test_compare(expected, actual, same):
     assert compare_module.compare(expected, actual, rtol=1e-5, atol=1e-7)[0] is same
 
 
 def test_a_mismatch_says_what_differs_but_not_the_expected_value():
-    same, reason = compare_module.compare({"__array__": [0.125, 7.5], "shape": [2], "dtype": "f"},
-                                          {"__array__": [0.125, 9.0], "shape": [2], "dtype": "f"}, 1e-5, 1e-7)
+    same, reason = compare_module.compare(np.array([0.125, 7.5]), np.array([0.125, 9.0]), 1e-5, 1e-7)
     assert not same and "index (1,)" in reason and "7.5" not in reason
 
 
@@ -181,9 +128,9 @@ def test_a_mismatch_says_what_differs_but_not_the_expected_value():
 def test_reference_scores_full_marks_and_the_release_zero(toy, tmp_path):
     source, lab = toy
     release_folder(source, tmp_path / "student")
-    expected = reference_values(lab, FAST)
+    expected = reference_values(lab, FAST, JAIL)
     results = grade_all(lab, expected, [source / "toy.ipynb", tmp_path / "student" / "toy.ipynb"],
-                        FAST, tmp_path / "out", progress=False)
+                        FAST, tmp_path / "out", jail=JAIL, progress=False)
     assert [result.score for result in results] == [5, 0]
     assert all(result.max_score == 5 for result in results)
     assert all("NotImplementedError" in test.output for test in results[1].tests)
@@ -192,8 +139,8 @@ def test_reference_scores_full_marks_and_the_release_zero(toy, tmp_path):
 def test_a_wrong_answer_loses_exactly_its_tests(toy, tmp_path):
     _, lab = toy
     wrong_shape = submission(tmp_path, "flat", "def double(x):\n    return 2 * np.ravel(x)\n")
-    results = grade_all(lab, reference_values(lab, FAST), [wrong_shape], FAST, tmp_path / "out",
-                        progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [wrong_shape], FAST, tmp_path / "out",
+                        jail=JAIL, progress=False)
     assert scores(results)["flat"] == {"double_small": 1, "double_matrix": 0, "total_small": 1,
                                        "total_matrix": 1}
     assert "shape (6,)" in results[0].tests[1].output
@@ -273,9 +220,9 @@ def test_attacks_cost_only_what_they_broke_and_the_grader_finishes(toy, tmp_path
         attacks.append(submission(tmp_path, name, code.format(
             **paths, own_results=str(out / name / "results.json"))))
     watched = {path: digest(path) for path in [source / "toy.ipynb", good]}
-    expected = reference_values(lab, FAST)
+    expected = reference_values(lab, FAST, JAIL)
 
-    results = grade_all(lab, expected, [good, *attacks], FAST, out, jobs=2, progress=False)
+    results = grade_all(lab, expected, [good, *attacks], FAST, out, jobs=2, jail=JAIL, progress=False)
     write_results(results, lab, out)
 
     by_student = {result.student: result for result in results}
@@ -295,8 +242,8 @@ def test_every_other_submission_is_scored_after_a_crash(toy, tmp_path):
     _, lab = toy
     crash = submission(tmp_path, "crash", "import os\nos._exit(1)\n", "import os\nos._exit(1)\n")
     good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
-    results = grade_all(lab, reference_values(lab, FAST), [crash, good, crash], FAST, tmp_path / "out",
-                        progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [crash, good, crash], FAST, tmp_path / "out",
+                        jail=JAIL, progress=False)
     assert [result.score for result in results] == [0, 5, 0]
     assert [result.student for result in results] == ["crash", "good", "crash-2"]
 
@@ -308,8 +255,8 @@ def test_submissions_that_are_not_usable_notebooks_get_zero_with_a_reason(toy, t
     folder = tmp_path / "kim"
     folder.mkdir()
     (folder / "notes.txt").write_text("no notebook here")
-    results = grade_all(lab, reference_values(lab, FAST), [corrupt, folder], FAST, tmp_path / "out",
-                        progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [corrupt, folder], FAST, tmp_path / "out",
+                        jail=JAIL, progress=False)
     assert [result.score for result in results] == [0, 0]
     assert "not a readable notebook" in results[0].problem
     assert "no toy.ipynb" in results[1].problem
@@ -326,7 +273,7 @@ def test_a_folder_submission_and_cells_found_by_id_when_the_metadata_is_gone(toy
     folder.mkdir()
     nbformat.write(notebook, folder / "toy.ipynb")
     assert set(student_code(folder / "toy.ipynb", lab)) == {"double", "total"}
-    results = grade_all(lab, reference_values(lab, FAST), [folder], FAST, tmp_path / "out", progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [folder], FAST, tmp_path / "out", jail=JAIL, progress=False)
     assert results[0].student == "lee_folder" and results[0].score == 5
 
 
@@ -338,7 +285,7 @@ def test_a_missing_exercise_cell_loses_its_tests_with_a_reason(toy, tmp_path):
                       if cell.metadata.get("grading", {}).get("exercise") != "total"
                       or cell.metadata["grading"]["role"] != "exercise"]
     nbformat.write(notebook, path)
-    result = grade_all(lab, reference_values(lab, FAST), [path], FAST, tmp_path / "out", progress=False)[0]
+    result = grade_all(lab, reference_values(lab, FAST, JAIL), [path], FAST, tmp_path / "out", jail=JAIL, progress=False)[0]
     assert result.score == 3
     assert all("not found in the notebook" in test.output for test in result.tests if test.exercise == "total")
 
@@ -346,12 +293,12 @@ def test_a_missing_exercise_cell_loses_its_tests_with_a_reason(toy, tmp_path):
 def test_results_json_and_the_class_csv(toy, tmp_path):
     source, lab = toy
     out = tmp_path / "out"
-    expected = reference_values(lab, FAST)
-    first = grade_all(lab, expected, [source / "toy.ipynb"], FAST, out, progress=False)
+    expected = reference_values(lab, FAST, JAIL)
+    first = grade_all(lab, expected, [source / "toy.ipynb"], FAST, out, jail=JAIL, progress=False)
     write_results(first, lab, out)
     write_class_csv(first, lab, out)
     second = grade_all(lab, expected, [submission(tmp_path, "choi", "def double(x):\n    return x\n")],
-                       FAST, out, progress=False)
+                       FAST, out, jail=JAIL, progress=False)
     write_class_csv(second, lab, out)
     saved = json.loads((out / "toy" / "results.json").read_text(encoding="utf-8"))
     assert saved["score"] == saved["max_score"] == 5
@@ -382,6 +329,7 @@ def test_command_line_release_and_grade(toy, tmp_path):
     done = grading_command("release", "--source", source, "--out", tmp_path / "student", cwd=REPO)
     assert done.returncode == 0, done.stderr
     done = grading_command("grade", "--lab", "toy", "--source", source, "--out", tmp_path / "out", "--quiet",
+                           "--trusted-submissions",
                            source / "toy.ipynb", tmp_path / "student" / "toy.ipynb", cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "5 / 5" in done.stdout and "0 / 5" in done.stdout
@@ -404,15 +352,15 @@ def test_command_line_errors_are_one_line(toy, tmp_path, args, message):
     assert "Traceback" not in done.stderr
 
 
-def test_the_audit_hook_alone_blocks_the_network(toy, tmp_path, listener, monkeypatch):
-    """Where the OS gives no network namespace (many CI containers), the hook still says no."""
-    from dlcourse.grading import sandbox
-    monkeypatch.setattr(sandbox, "network_isolation", lambda: ())
+def test_the_audit_hook_alone_blocks_the_network(toy, tmp_path, listener):
+    """With no jail (trusted submissions only), the hook still stops the honest mistake, with a reason."""
     _, lab = toy
     port, accepted = listener
     code, reason = ATTACKS["uses_the_network"]
     path = submission(tmp_path, "net", code.format(port=port))
-    result = grade_all(lab, reference_values(lab, FAST), [path], FAST, tmp_path / "out", progress=False)[0]
+    no_jail = Jail()
+    result = grade_all(lab, reference_values(lab, FAST, no_jail), [path], FAST, tmp_path / "out", jail=no_jail,
+                       progress=False)[0]
     assert result.score == 2 and all(reason in test.output for test in result.tests if test.score == 0)
     assert not accepted
 
@@ -429,7 +377,7 @@ def test_malformed_notebooks_get_zero_and_the_rest_is_graded(toy, tmp_path, cont
     odd = tmp_path / "odd.ipynb"
     odd.write_text(content, encoding="utf-8")
     good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
-    results = grade_all(lab, reference_values(lab, FAST), [odd, good], FAST, tmp_path / "out", progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [odd, good], FAST, tmp_path / "out", jail=JAIL, progress=False)
     assert [result.score for result in results] == [0, 5]
 
 
@@ -453,6 +401,7 @@ def test_a_stopped_grader_leaves_no_worker_behind(toy, tmp_path, how):
     temporary.mkdir()
     grader = subprocess.Popen(
         [sys.executable, "-m", "dlcourse.grading", "grade", "--lab", "toy", "--source", str(source),
+         "--trusted-submissions",
          "--out", str(tmp_path / "out"), "--quiet", "--test-timeout", "60", *map(str, loops)],
         cwd=REPO, env={**os.environ, "TMPDIR": str(temporary)}, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
@@ -478,4 +427,4 @@ def test_an_instructor_test_that_cannot_grade_is_reported(tmp_path, last_line, m
     notebook.cells[4].source = last_line
     nbformat.write(notebook, tmp_path / "toy.ipynb")
     with pytest.raises(NotebookError, match=message):
-        reference_values(load_lab(tmp_path / "toy.ipynb"), FAST)
+        reference_values(load_lab(tmp_path / "toy.ipynb"), FAST, JAIL)

@@ -8,6 +8,7 @@ from dlcourse.grading.grader import grade_all, reference_values
 from dlcourse.grading.notebooks import BEGIN, END, graded_notebooks, grading_of, load_lab, release_folder
 from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
+from tests.grading_toy import JAIL
 
 LABS = graded_notebooks(REPO / "notebooks")
 
@@ -75,9 +76,9 @@ def test_release_strips_every_solution_and_hidden_test_and_keeps_the_rest(releas
 def test_solutions_score_full_marks_and_the_release_zero(name, released, tmp_path):
     lab = load_lab(LABS[name])
     limits = Limits()
-    expected = reference_values(lab, limits)
+    expected = reference_values(lab, limits, JAIL)
     student = next(path for path in released if path.stem == name)
-    results = grade_all(lab, expected, [LABS[name], student], limits, tmp_path, progress=False)
+    results = grade_all(lab, expected, [LABS[name], student], limits, tmp_path, jail=JAIL, progress=False)
     assert [result.score for result in results] == [lab.max_score, 0], [
         (test.name, test.output) for result in results for test in result.tests][:6]
     assert lab.max_score > 0

@@ -1,14 +1,15 @@
-"""``python -m dlcourse.grading release|grade``: the instructor's two commands."""
+"""``python -m dlcourse.grading release|grade|jail``: the instructor's commands."""
 import argparse
 import os
 import sys
 from pathlib import Path
 
 from dlcourse.cli import OneLineParser, UsageError, positive_float, positive_int
-from dlcourse.grading.grader import grade_all, reference_values
+from dlcourse.grading.grader import find_notebook, grade_all, reference_values
+from dlcourse.grading.jail import LAYERS, JailError, choose_jail, why_not
 from dlcourse.grading.notebooks import NotebookError, graded_notebooks, load_lab, release_folder
 from dlcourse.grading.results import score_table, write_class_csv, write_results
-from dlcourse.grading.sandbox import Limits, network_isolation
+from dlcourse.grading.sandbox import Limits
 
 INSTRUCTOR_NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -20,6 +21,7 @@ def build_parser():
     release = commands.add_parser("release", help="write the student notebooks (no solutions, no hidden tests)")
     release.add_argument("--out", required=True, help="folder for the student notebooks")
     release.add_argument("--source", default=str(INSTRUCTOR_NOTEBOOKS), help="the instructor's notebooks")
+    commands.add_parser("jail", help="which jails this machine gives the submissions, and why not the others")
     grade = commands.add_parser("grade", help="grade submissions of one lab",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     grade.add_argument("--lab", required=True, help="the notebook's name, e.g. week1_softmax_mnist")
@@ -27,6 +29,10 @@ def build_parser():
                        help="a student's notebook, or a folder with a student's notebooks")
     grade.add_argument("--out", default=None, help="results folder (default: runs/grading/<lab>)")
     grade.add_argument("--source", default=str(INSTRUCTOR_NOTEBOOKS), help="the instructor's notebooks")
+    grade.add_argument("--jail", choices=["auto", *LAYERS], default="auto",
+                       help="the wall around each submission: auto = the strongest this machine gives")
+    grade.add_argument("--trusted-submissions", action="store_true",
+                       help="allow grading with no jail (--jail none, or auto where none works)")
     grade.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1,
                        help="submissions graded at the same time")
     grade.add_argument("--test-timeout", type=positive_float, default=Limits.test_seconds,
@@ -46,45 +52,82 @@ def release(args):
     print(f"wrote {len(written)} student notebooks to {args.out}")
 
 
+def show_jails(_):
+    for name in LAYERS:
+        reason = why_not(name)
+        if name == "none":
+            reason = "only with --trusted-submissions"
+        print(f"{name:<11} {'available' if not why_not(name) and name != 'none' else 'no'}"
+              f"{': ' + reason if reason else ''}")
+    try:
+        print(f"grade --jail auto uses: {choose_jail('auto').summary}")
+    except JailError as error:
+        print(f"grade --jail auto: {error}")
+
+
+def protect(jail, lab_path, submissions, out_dir):
+    """Under the separate-uid jail, refuse while a worker's uid could read what it must not."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(out_dir, 0o700)
+    secret = [lab_path.parent, *sorted(lab_path.parent.glob("*.ipynb"))]
+    for submission in submissions:
+        secret.append(Path(submission))
+        try:
+            secret.append(find_notebook(submission, lab_path.stem))
+        except (NotebookError, OSError):
+            pass
+    readable = jail.unprotected(secret)
+    if readable:
+        shown = ", ".join(readable[:3]) + (f" and {len(readable) - 3} more" if len(readable) > 3 else "")
+        raise JailError(f"the separate-uid jail cannot hide {shown}: other users can read them; "
+                        f"run chmod -R go-rwx on them (or their folder) first")
+
+
 def grade(args):
     labs = graded_notebooks(args.source)
     if args.lab not in labs:
         raise UsageError(f"no graded lab {args.lab!r} in {args.source}; choose one of {', '.join(labs) or '(none)'}")
-    missing = [path for path in args.submissions if not Path(path).exists()]
+    missing = [path for path in args.submissions if not os.path.lexists(path)]
     if missing:
         raise UsageError(f"no such submission: {', '.join(missing)}")
+    jail = choose_jail(args.jail, args.trusted_submissions)
     lab = load_lab(labs[args.lab])
     limits = Limits(test_seconds=args.test_timeout, submission_seconds=args.time_limit,
                     memory_mib=args.memory, output_bytes=args.output_limit << 10)
     out_dir = Path(args.out or Path("runs") / "grading" / lab.name)
-    network = "own network namespace" if network_isolation() else "audit hook only (no unprivileged namespaces)"
-    print(f"{lab.name}: {len(lab.tests)} tests, {lab.max_score:g} points; network blocked by: {network}",
+    protect(jail, labs[args.lab], args.submissions, out_dir)
+    print(f"{lab.name}: {len(lab.tests)} tests, {lab.max_score:g} points; jail: {jail.summary}",
           file=sys.stderr)
-    expected = reference_values(lab, limits)
+    if jail.name == "none":
+        print("warning: no jail: a submission can read the hidden tests and other submissions, change files, "
+              "use the network and signal the grader", file=sys.stderr)
+    expected = reference_values(lab, limits, jail)
     done = []
 
     def save(result):
-        write_results([result], lab, out_dir)
+        write_results([result], lab, out_dir, jail)
         done.append(result)
+    csv_path = None
     try:
-        results = grade_all(lab, expected, args.submissions, limits, out_dir, jobs=args.jobs,
+        results = grade_all(lab, expected, args.submissions, limits, out_dir, jail, jobs=args.jobs,
                             progress=not args.quiet, on_result=save)
     finally:
         if done:
             csv_path = write_class_csv(done, lab, out_dir)  # what was graded, even after Ctrl-C
-    print(score_table(results, lab))
+    print(score_table(results, lab, jail))
     print(f"results: {out_dir}/<student>/results.json, class table: {csv_path}")
 
 
 def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # a setup cell may import Keras here too
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        {"release": release, "grade": grade}[args.command](args)
+        {"release": release, "grade": grade, "jail": show_jails}[args.command](args)
     except UsageError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
-    except (NotebookError, OSError) as error:
+    except (NotebookError, JailError, OSError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,22 +1,25 @@
 """Grade a class: the reference solution's values once, then every submission against them.
 
-A test earns its points when the student's code runs it without an error
-(its asserts pass) *and* the value of its last line matches the value the
-instructor's solution gives for the same cell.  The second half is what
-keeps scores honest: the expected values stay in this process, so code that
-patches ``numpy`` or fakes its asserts in the worker still has to produce
-the right numbers.
+A test runs in this process (``runner.py``); only the student's functions
+run in the jailed worker, and only plain data comes back.  A test earns its
+points when its asserts pass on the student's results *and* the value of its
+last line matches the value the instructor's solution gives for the same
+cell.  Expected values and the tests' code never leave this process.
 """
+import os
 import re
+import stat
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from dlcourse.grading.compare import compare
-from dlcourse.grading.notebooks import NotebookError, student_code
-from dlcourse.grading.sandbox import kill_all_workers, run_submission
+from dlcourse.grading.compare import compare, comparable
+from dlcourse.grading.notebooks import MAX_NOTEBOOK_BYTES, NotebookError, student_code
+from dlcourse.grading.runner import run_tests
+from dlcourse.grading.sandbox import Session, kill_all_workers, safe_regular_file
 
 
 @dataclass
@@ -47,10 +50,12 @@ class Result:
         return sum(test.max_score for test in self.tests)
 
 
-def reference_values(lab, limits):
+def reference_values(lab, limits, jail):
     """``{test name: value}`` from the instructor's own solution; every test must pass on it."""
     cells = {exercise: code for exercise, (_, code) in lab.exercises.items()}
-    outcomes, cell_failures, _ = run_submission(lab.setup, cells, lab.tests, limits)
+    with Session(jail, lab.setup, cells, limits, lab.helpers) as session:
+        outcomes = run_tests(lab, session, limits)
+        cell_failures = dict(session.cell_failures)
     for exercise, reason in cell_failures.items():
         raise NotebookError(f"{lab.name}: the reference solution of {exercise!r} fails: {reason}")
     for test in lab.tests:
@@ -60,37 +65,65 @@ def reference_values(lab, limits):
         if outcome.value is None:
             raise NotebookError(f"{lab.name}: test {test.name!r} ends with None; end it with the value "
                                 f"to compare (the student's function's output)")
-        if "__unsupported__" in repr(outcome.value):
+        if not comparable(outcome.value):
             raise NotebookError(f"{lab.name}: test {test.name!r} ends with a value the grader cannot "
-                                f"compare ({outcome.value}); end with numbers, text or arrays")
+                                f"compare ({type(outcome.value).__name__}); end with numbers, text or arrays")
     return {name: outcome.value for name, outcome in outcomes.items()}
 
 
 def find_notebook(submission, lab_name):
-    """The notebook to grade: the file itself, or ``<lab>.ipynb`` (else the only notebook) in a folder."""
+    """The notebook to grade: the file itself, or ``<lab>.ipynb`` (else the only notebook) in a folder.
+
+    Links, FIFOs, devices and oversized files are refused before anything reads them, and a
+    folder is searched without following links out of it.
+    """
     submission = Path(submission)
-    if submission.is_file():
+    info = os.lstat(submission)
+    if stat.S_ISLNK(info.st_mode):
+        raise NotebookError(f"{submission.name} is a symbolic link, not the student's own file")
+    if not stat.S_ISDIR(info.st_mode):
         if submission.suffix != ".ipynb":
             raise NotebookError(f"{submission.name} is not a notebook (.ipynb)")
-        return submission
-    named = sorted(submission.rglob(f"{lab_name}.ipynb"))
+        return _checked(submission)
+    found = []
+    for folder, subfolders, files in os.walk(submission, followlinks=False):
+        subfolders[:] = sorted(name for name in subfolders if name != ".ipynb_checkpoints")
+        found += [Path(folder) / name for name in sorted(files) if name.endswith(".ipynb")]
+    named = [path for path in found if path.name == f"{lab_name}.ipynb"]
     if named:
-        return named[0]
-    notebooks = [path for path in sorted(submission.rglob("*.ipynb")) if ".ipynb_checkpoints" not in path.parts]
-    if len(notebooks) == 1:
-        return notebooks[0]
+        return _checked(named[0])
+    if len(found) == 1:
+        return _checked(found[0])
     raise NotebookError(f"no {lab_name}.ipynb in {submission.name}/ "
-                        f"({len(notebooks)} other notebooks)")
+                        f"({len(found)} other notebooks)")
+
+
+def _checked(path):
+    try:
+        return safe_regular_file(path, MAX_NOTEBOOK_BYTES)
+    except ValueError as error:
+        raise NotebookError(str(error)) from None
 
 
 def student_names(submissions):
-    """A distinct, file-system-safe name per submission: the file's stem or the folder's name."""
-    names, seen = [], {}
+    """A distinct, file-system-safe folder name per submission: the file's stem or the folder's name.
+
+    Only letters, digits, ``_``, ``-`` and inner dots survive, so no name can
+    leave the results folder; names that differ only in case are made
+    distinct too (a case-insensitive disk would merge them).
+    """
+    names, seen = [], set()
     for submission in submissions:
         path = Path(submission)
-        base = re.sub(r"[^\w.-]", "_", path.stem if path.is_file() else path.name) or "submission"
-        seen[base] = seen.get(base, 0) + 1
-        names.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+        stem = path.stem if path.suffix == ".ipynb" else path.name
+        base = re.sub(r"[^\w.-]", "_", stem).strip(".") or "submission"
+        base = base[:80]
+        name, number = base, 1
+        while name.lower() in seen:
+            number += 1
+            name = f"{base}-{number}"
+        seen.add(name.lower())
+        names.append(name)
     return names
 
 
@@ -105,32 +138,33 @@ def _test_result(test, outcome, expected, cell_failures):
                       "passed" if same else reason, test.visibility)
 
 
-def grade_submission(lab, expected, submission, student, limits, output_dir=None):
+def grade_submission(lab, expected, submission, student, limits, jail, output_dir=None):
     """One submission's ``Result``; its printed output is kept in ``output_dir/output.log``."""
     result = Result(student=student, submission=str(submission))
     try:
         notebook = find_notebook(submission, lab.name)
         cells = student_code(notebook, lab)
     except (NotebookError, OSError) as error:
-        result.problem = str(error)
-        result.tests = [TestResult(test.name, test.exercise, 0, test.points, str(error), test.visibility)
+        result.problem = str(error) if isinstance(error, NotebookError) else f"cannot read it ({error.strerror})"
+        result.tests = [TestResult(test.name, test.exercise, 0, test.points, result.problem, test.visibility)
                         for test in lab.tests]
         return result
     missing = {exercise: "not found in the notebook (keep the exercise cells the release gave you)"
                for exercise in lab.exercises if exercise not in cells}
     ordered = {exercise: cells[exercise] for exercise in lab.exercises if exercise in cells}
-    keep = Path(output_dir) / "output.log" if output_dir is not None else None
-    if keep is not None:
-        keep.parent.mkdir(parents=True, exist_ok=True)
-    outcomes, cell_failures, result.seconds = run_submission(
-        lab.setup, ordered, lab.tests, limits, files=[notebook], keep_output=keep)
-    cell_failures = {**cell_failures, **missing}
+    with Session(jail, lab.setup, ordered, limits, lab.helpers) as session:
+        outcomes = run_tests(lab, session, limits)
+        result.seconds = time.monotonic() - session.started
+        if output_dir is not None:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            session.output(Path(output_dir) / "output.log", limits.output_bytes)
+        cell_failures = {**session.cell_failures, **missing}
     result.tests = [_test_result(test, outcomes.get(test.name), expected[test.name], cell_failures)
                     for test in lab.tests]
     return result
 
 
-def grade_all(lab, expected, submissions, limits, out_dir, jobs=2, progress=True, on_result=None):
+def grade_all(lab, expected, submissions, limits, out_dir, jail, jobs=2, progress=True, on_result=None):
     """Every submission's ``Result``, in the order given, ``jobs`` of them at a time.
 
     ``on_result(result)`` is called (in this thread) as each submission is
@@ -139,7 +173,7 @@ def grade_all(lab, expected, submissions, limits, out_dir, jobs=2, progress=True
     """
     names = student_names(submissions)
     pool = ThreadPoolExecutor(max_workers=jobs)
-    futures = {pool.submit(grade_submission, lab, expected, submission, name, limits,
+    futures = {pool.submit(grade_submission, lab, expected, submission, name, limits, jail,
                            Path(out_dir) / name): index
                for index, (submission, name) in enumerate(zip(submissions, names))}
     results = [None] * len(futures)

@@ -2,14 +2,25 @@
 
 A cell's role is in its metadata, ``cell.metadata["grading"]``:
 
-- ``{"role": "setup"}``: the imports the exercises and tests need (one per
-  notebook; the grader always runs the instructor's copy);
+- ``{"role": "setup"}``: the imports (and plain helpers) the exercises and
+  tests need (one per notebook; the grader runs the instructor's copy, both
+  in the student's worker and in its own process);
 - ``{"role": "exercise", "exercise": ID}``: code the student writes, with the
   reference solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
+  it runs only in the student's worker;
+- ``{"role": "helper"}`` (optional): the instructor's code that runs in the
+  student's worker after the exercises, for a test that needs the student's
+  objects where they live (a Keras optimizer applied to Keras variables);
+  released unchanged;
 - ``{"role": "test", "test": ID, "exercise": ID, "points": N,
   "visibility": "visible" | "hidden"}`` (optional ``rtol``, ``atol``,
   ``timeout``): asserts, then a last line whose value the grader compares
-  with the reference solution's value for the same cell.
+  with the reference solution's value for the same cell.  The grader runs a
+  test in its own process: every name an exercise or helper cell defines is
+  there a stand-in that calls the student's code in the worker and brings
+  back plain data (``wire.py``), so the asserts and the values they compare
+  against never enter the student's process.  In the notebook the same cell
+  runs as it reads.
 """
 import ast
 import copy
@@ -19,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from dlcourse.grading.sandbox import read_file_safely
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -51,10 +64,31 @@ class Lab:
     setup: str
     exercises: dict = field(default_factory=dict)  # exercise id -> (cell id, reference code)
     tests: list = field(default_factory=list)
+    helpers: list = field(default_factory=list)    # the instructor's code run in the worker after the exercises
+
+    @property
+    def student_names(self):
+        """Names the exercise and helper cells define: in the grader, stand-ins for the worker's."""
+        names = set()
+        for code in [code for _, code in self.exercises.values()] + self.helpers:
+            names.update(defined_names(code))
+        return sorted(names)
 
     @property
     def max_score(self):
         return sum(test.points for test in self.tests)
+
+
+def defined_names(code):
+    """Top-level names a cell defines: functions, classes and assigned variables."""
+    names = []
+    for node in ast.parse(code).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.extend(target.id for target in targets if isinstance(target, ast.Name))
+    return names
 
 
 def source_of(cell):
@@ -122,6 +156,8 @@ def load_lab(path):
                 raise NotebookError(f"{where}: exercise {exercise!r} has no {BEGIN} region")
             strip_solutions(code, where)  # checks the markers pair up
             lab.exercises[exercise] = (cell.get("id"), code)
+        elif role == "helper":
+            lab.helpers.append(source_of(cell))
         elif role == "test":
             lab.tests.append(_read_test(grading, source_of(cell), lab, names, where))
         else:
@@ -192,14 +228,14 @@ def student_code(path, lab):
     Only exercise cells are taken: what a student wrote anywhere else is never run.
     """
     path = Path(path)
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        raise NotebookError(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
     try:
-        notebook = json.loads(path.read_text(encoding="utf-8"))
+        notebook = json.loads(read_file_safely(path, MAX_NOTEBOOK_BYTES).decode("utf-8"))
         cells = notebook["cells"]
         if not isinstance(cells, list):
             raise TypeError("cells is not a list")
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as error:
+        if isinstance(error, ValueError) and str(error).startswith(path.name):
+            raise NotebookError(str(error)) from None
         raise NotebookError(f"{path.name} is not a readable notebook ({type(error).__name__})") from None
     cell_ids = {exercise_cell_id: exercise for exercise, (exercise_cell_id, _) in lab.exercises.items()}
     found = {}

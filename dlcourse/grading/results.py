@@ -3,11 +3,11 @@ import csv
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 
 
-
-def gradescope_json(result, lab):
+def gradescope_json(result, lab, jail=None):
     """The Gradescope autograder format: score, max_score, and one entry per test."""
     return {
         "score": result.score,
@@ -21,23 +21,25 @@ def gradescope_json(result, lab):
                    # Gradescope's own words: "visible" at once, "hidden" never to students.
                    "visibility": test.visibility}
                   for test in result.tests],
+        "extra_data": {"jail": jail.summary if jail is not None else "unknown"},
     }
 
 
 def _write_atomically(path, text):
-    """Write via a temporary file, so an interrupted grader never leaves half a file."""
+    """Write via a new temporary file, so an interrupted grader never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8", newline="")
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+        out.write(text)
     os.replace(temporary, path)
 
 
-def write_results(results, lab, out_dir):
+def write_results(results, lab, out_dir, jail=None):
     """``out_dir/<student>/results.json`` for each result."""
     for result in results:
         _write_atomically(Path(out_dir) / result.student / "results.json",
-                          json.dumps(gradescope_json(result, lab), ensure_ascii=False, indent=2) + "\n")
+                          json.dumps(gradescope_json(result, lab, jail), ensure_ascii=False, indent=2) + "\n")
 
 
 def write_class_csv(results, lab, out_dir):
@@ -66,10 +68,11 @@ def write_class_csv(results, lab, out_dir):
     return path
 
 
-def score_table(results, lab):
-    """A plain-text table: student, score, and which tests lost points."""
+def score_table(results, lab, jail=None):
+    """A plain-text table: student, score, and which tests lost points; the jail they ran in."""
     width = max([len("student")] + [len(result.student) for result in results])
-    lines = [f"{'student':<{width}}  {'score':>11}  lost points on",
+    lines = [f"jail: {jail.summary}"] if jail is not None else []
+    lines += [f"{'student':<{width}}  {'score':>11}  lost points on",
              f"{'-' * width}  {'-' * 11}  {'-' * 14}"]
     for result in results:
         lost = [test.name for test in result.tests if test.score < test.max_score]

@@ -1,26 +1,25 @@
-"""The process that runs one student's code: started by ``sandbox.py``, never imported.
+"""The process that runs one student's code: started by ``sandbox.py`` inside a jail, never imported.
 
-It is run as a script (``python -I -B worker.py``) so that it imports nothing
-from ``dlcourse``: a student's code must not find the course's own solutions
-already loaded.  The grader sends it one JSON command per line on stdin and
-reads one JSON reply per line from the file descriptor given on the command
-line; the student's printing goes to stdout/stderr, which the grader points
-at a size-capped file.
+It is run as a script (``python -I -B worker.py``) from a copy of this file
+and ``wire.py`` that the grader puts beside the sandbox, so it imports
+nothing from ``dlcourse``.  The grader sends one JSON command per line on
+stdin and reads one JSON reply per line from the descriptor named on the
+command line; the student's printing goes to stdout/stderr, which the grader
+points at a size-capped file outside the sandbox.
 
-Order of work: lower its own resource limits, run the instructor's setup cell
-(imports), install the audit hook that fences in what follows, then run the
-student's exercise cells and the tests one command at a time.
+Commands, in order: ``setup`` (the instructor's imports), ``cell`` (each
+exercise cell, then the instructor's helper cells), then any number of
+``call``: call a function the cells defined with arguments sent as plain
+data (``wire.py``) and send back its result as plain data.  The test code
+itself, its asserts and its expected values never come here: they run in the
+grader, which only asks this process for the student's results.
 
-What the hook blocks once student code runs: writing, deleting or renaming
-anything outside the sandbox folder; reading outside the sandbox, the Python
-installation and the system folders (so not the instructor's notebooks, other
-students' work or the grader's results); sockets; new processes; signals to
-other processes; ctypes; raising resource limits; importing or reading
-``dlcourse`` and ``labs`` (the course's own solutions).  Audit hooks are not
-a full sandbox (the Python docs say so): this is one layer, next to the
-separate process, the limits and a network namespace.  What keeps a score honest is elsewhere: the grader compares the
-values a test returns with the reference solution's values, which never
-enter this process.
+Everything here is under the student's control once their code runs, so
+nothing here is trusted: the walls are the operating system's (``jail.py``).
+The audit hook below is a second layer that gives students a clear message
+("blocked by the grader: ...") for the common mistakes — importing the
+course's own solutions, writing outside the sandbox, opening a socket —
+and is expected to be switched off by a determined submission.
 """
 import ast
 import json
@@ -33,7 +32,8 @@ import traceback
 BLOCKED_IMPORTS = ("dlcourse", "labs", "tests")
 READABLE_SYSTEM_ROOTS = ("/usr", "/lib", "/lib32", "/lib64", "/etc", "/opt/conda",
                          "/sys/devices/system/cpu", "/sys/fs/cgroup", "/proc/cpuinfo", "/proc/meminfo",
-                         "/dev/null", "/dev/urandom", "/dev/random", "/dev/zero")
+                         "/proc/self", "/dev/null", "/dev/urandom", "/dev/random", "/dev/zero")
+WRITABLE_ROOTS = ("/dev/null",)
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 PATH_EVENTS = {  # event -> indices of the arguments that are paths to write
     "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1),
@@ -49,7 +49,7 @@ MAX_TEXT = 400
 
 
 def die_with_the_grader():
-    """On Linux, be killed when the grader's process ends, even by ``kill -9``."""
+    """On Linux, be killed when the process that started this one ends, even by ``kill -9``."""
     try:
         import ctypes
         ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
@@ -57,44 +57,40 @@ def die_with_the_grader():
         pass  # not Linux: the grader still kills its workers when it exits normally
 
 
-def set_limits(memory_mib, output_bytes):
-    """Cap address space (memory), file size (so printing cannot fill the disk) and core dumps."""
-    for limit, value in ((resource.RLIMIT_AS, memory_mib << 20),
-                         (resource.RLIMIT_FSIZE, output_bytes), (resource.RLIMIT_CORE, 0)):
+def set_limits(memory_mib, output_bytes, processes):
+    """Cap address space, file size (printing cannot fill the disk), core dumps and processes."""
+    limits = [(resource.RLIMIT_AS, memory_mib << 20), (resource.RLIMIT_FSIZE, output_bytes),
+              (resource.RLIMIT_CORE, 0)]
+    if processes:
+        limits.append((resource.RLIMIT_NPROC, processes))
+    for limit, value in limits:
         resource.setrlimit(limit, (value, value))
 
 
 class Fence:
-    """The audit hook: a ``PermissionError`` for everything outside what a test may need."""
+    """The audit hook: a ``PermissionError`` with a plain reason for what a test never needs."""
 
-    def __init__(self, sandbox):
+    def __init__(self, sandbox, course_dirs):
         self.sandbox = os.path.realpath(sandbox)
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
         self.readable = tuple(os.path.realpath(root) for root in (*prefixes, *READABLE_SYSTEM_ROOTS))
-        # The course's own code holds solutions, and may sit inside site-packages.
-        package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-        self.unreadable = (package, os.path.join(os.path.dirname(package), "labs"))
+        self.unreadable = tuple(course_dirs)
         self.pid = os.getpid()
         self.busy = threading.local()
 
     def inside(self, path, roots):
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
-    def resolve(self, path):
-        if isinstance(path, int):
-            return None  # an already open descriptor
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        return os.path.realpath(os.fspath(path))
-
     def check_path(self, path, writing):
-        resolved = self.resolve(path)
-        if resolved is None or self.inside(resolved, (self.sandbox,)):
+        if isinstance(path, int):
+            return  # an already open descriptor
+        resolved = os.path.realpath(os.fsdecode(path) if isinstance(path, bytes) else os.fspath(path))
+        if self.inside(resolved, (self.sandbox, *WRITABLE_ROOTS)):
             return
-        own_proc = f"/proc/{self.pid}"
         if self.inside(resolved, self.unreadable):
             raise PermissionError(f"blocked by the grader: reading the course's code {path!r}")
-        if not writing and (self.inside(resolved, self.readable) or self.inside(resolved, (own_proc,))):
+        if not writing and (self.inside(resolved, self.readable)
+                            or self.inside(resolved, (f"/proc/{self.pid}",))):
             return
         raise PermissionError(f"blocked by the grader: {'writing' if writing else 'reading'} {path!r}")
 
@@ -118,8 +114,8 @@ class Fence:
             for index in PATH_EVENTS[event]:
                 if index < len(args) and args[index] is not None:
                     self.check_path(args[index], writing=True)
-        elif event == "os.kill" or event == "signal.pthread_kill":
-            if event == "os.kill" and args[0] not in (self.pid, 0):
+        elif event == "os.kill":
+            if args[0] not in (self.pid, 0):
                 raise PermissionError("blocked by the grader: signalling another process")
         elif event == "import":
             if args[0].split(".")[0] in BLOCKED_IMPORTS:
@@ -142,94 +138,98 @@ def describe(error):
     return short(f"{type(error).__name__}{': ' + message if message else ''}{where}")
 
 
-def encode(value, depth=0):
-    """A JSON-able copy of a test's value: numbers, text, None, arrays, lists and dicts of them."""
-    if depth > 20:
-        return {"__unsupported__": "nesting deeper than 20"}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value if not isinstance(value, int) or abs(value) < 2 ** 63 else float(value)
-    if isinstance(value, (list, tuple)):
-        return [encode(item, depth + 1) for item in value]
-    if isinstance(value, dict):
-        return {"__dict__": {str(key): encode(item, depth + 1) for key, item in value.items()}}
-    if hasattr(value, "__array__") or type(value).__module__ == "numpy":
-        import numpy as np
-        array = np.asarray(value)
-        if array.dtype.kind in "biuf":
-            return {"__array__": array.tolist(), "shape": list(array.shape),
-                    "dtype": array.dtype.kind}
-        if array.dtype.kind in "USO" and array.ndim:
-            return [encode(item, depth + 1) for item in array.tolist()]
-        if array.dtype.kind in "USO":
-            return encode(array.item(), depth + 1)
-    return {"__unsupported__": type(value).__name__}
-
-
-def split_last_expression(source, filename):
-    """The cell's statements and its last line's expression (whose value the test reports)."""
-    tree = ast.parse(source, filename)
-    if not tree.body or not isinstance(tree.body[-1], ast.Expr):
-        return compile(tree, filename, "exec"), None
-    last = ast.Expression(tree.body.pop().value)
-    return compile(tree, filename, "exec"), compile(last, filename, "eval")
+def builtin_base(error):
+    """The nearest built-in exception class's name, so a test's ``except ValueError`` still works."""
+    for cls in type(error).__mro__:
+        if cls.__module__ == "builtins" and issubclass(cls, Exception):
+            return cls.__name__
+    return "Exception"
 
 
 class Worker:
-    def __init__(self, reply_fd):
+    def __init__(self, reply_fd, wire):
         self.replies = os.fdopen(reply_fd, "w", encoding="utf-8")
+        self.wire = wire
         self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
 
     def reply(self, **fields):
         self.replies.write(json.dumps(fields, allow_nan=True) + "\n")
         self.replies.flush()
 
-    def run_cell(self, command):
+    def run_code(self, command, filename):
         try:
-            exec(compile(command["cell"], f"<exercise {command['exercise']}>", "exec"), self.namespace)
+            exec(compile(command["code"], filename, "exec"), self.namespace)
         except BaseException as error:  # SystemExit and KeyboardInterrupt included: a cell's failure
-            self.reply(nonce=command["nonce"], error=describe(error))
-            return
+            self.reply(nonce=command["nonce"], error=describe(error), type=builtin_base(error))
+            return False
         self.reply(nonce=command["nonce"], ok=True)
+        return True
 
-    def run_test(self, command):
-        scope = dict(self.namespace)
+    def call(self, command):
+        """Call a function the cells defined; reply with its result, and with inputs it changed."""
+        nonce, name = command["nonce"], command["name"]
         try:
-            statements, last = split_last_expression(command["test"], f"<test {command['name']}>")
-            exec(statements, scope)
-            value = eval(last, scope) if last is not None else None
-            encoded = encode(value)
-            text = json.dumps(encoded, allow_nan=True)
+            function = self.namespace.get(name)
+            if not callable(function):
+                raise NameError(f"name {name!r} is not defined (run the exercise cell that defines it)")
+            args = self.wire.decode(command["args"])
+            kwargs = self.wire.decode(command["kwargs"])
+            before = [arg.copy() if hasattr(arg, "copy") and hasattr(arg, "shape") else None for arg in args]
+            value = function(*args, **kwargs)
+            try:
+                encoded = self.wire.encode(value)
+            except self.wire.WireError as error:
+                raise TypeError(f"{name}() returned something the grader cannot check: {error} "
+                                "(return numbers, text, NumPy arrays, or lists, tuples and dicts of them)") from None
+            changed = {str(index): self.wire.encode(arg) for index, (arg, old) in enumerate(zip(args, before))
+                       if old is not None and not _same_array(arg, old)}
+            text = json.dumps({"nonce": nonce, "value": encoded, "changed": changed}, allow_nan=True)
         except BaseException as error:
-            self.reply(nonce=command["nonce"], error=describe(error))
+            self.reply(nonce=nonce, error=describe(error), type=builtin_base(error))
             return
-        self.replies.write(f'{{"nonce": {json.dumps(command["nonce"])}, "value": {text}}}\n')
+        self.replies.write(text + "\n")
         self.replies.flush()
 
     def serve(self, sandbox):
         setup = json.loads(sys.stdin.readline())
-        try:
-            exec(compile(setup["setup"], "<setup>", "exec"), self.namespace)
-        except BaseException as error:
-            self.reply(nonce=setup["nonce"], error=describe(error))
+        if not self.run_code(setup, "<setup>"):
             return
-        sys.addaudithook(Fence(sandbox))
-        self.reply(nonce=setup["nonce"], ok=True)
+        sys.addaudithook(Fence(sandbox, setup.get("course_dirs", [])))
         for line in sys.stdin:
             command = json.loads(line)
-            if "cell" in command:
-                self.run_cell(command)
-            else:
-                self.run_test(command)
+            if command["op"] == "cell":
+                self.run_code(command, f"<exercise {command['exercise']}>")
+            elif command["op"] == "call":
+                self.call(command)
+
+
+def _same_array(new, old):
+    try:
+        import numpy
+        return bool(numpy.array_equal(new, old, equal_nan=True))
+    except (TypeError, ValueError):
+        return bool(numpy.array_equal(new, old))
+
+
+def load_wire():
+    """``wire.py`` from beside this file (``-I`` leaves the script's folder off ``sys.path``)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import wire
+    finally:
+        sys.path.pop(0)
+    return wire
 
 
 def main():
-    reply_fd, sandbox, memory_mib, output_bytes = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    reply_fd, sandbox = int(sys.argv[1]), sys.argv[2]
+    memory_mib, output_bytes, processes, parent = map(int, sys.argv[3:7])
     die_with_the_grader()
-    if os.getppid() == 1:
+    if parent and os.getppid() != parent:  # 0: in a PID namespace, whose end kills this process
         sys.exit("the grader ended before this worker started")
-    set_limits(memory_mib, output_bytes)
+    set_limits(memory_mib, output_bytes, processes)
     os.chdir(sandbox)
-    Worker(reply_fd).serve(sandbox)
+    Worker(reply_fd, load_wire()).serve(sandbox)
 
 
 if __name__ == "__main__":
