@@ -197,16 +197,14 @@ class _UidPlacement(Placement):
 
 
 def processes_of(uid):
-    """Process ids whose real uid is ``uid``."""
+    """Ids of the living processes (zombies aside: they run nothing) whose real uid is ``uid``."""
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
-            for line in status.read_text().splitlines():
-                if line.startswith("Uid:"):
-                    if int(line.split()[1]) == uid:
-                        found.append(int(status.parent.name))
-                    break
-        except (OSError, ValueError):
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith(("Z", "X")):
+                found.append(int(status.parent.name))
+        except (OSError, ValueError, KeyError, IndexError):
             pass
     return found
 

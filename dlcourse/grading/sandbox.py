@@ -171,13 +171,16 @@ class WorkerProcess:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             return "the submission closed the grader's channel"
+        if code > 128 and self.placement.sandbox_inside:  # bubblewrap reports its child's signal as 128 + n
+            code = 128 - code
         if code < 0:
-            name = signal.Signals(-code).name
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
             if name == "SIGXFSZ":
                 return f"printed more than the output limit ({self.limits.output_bytes >> 10} KiB)"
             return f"the process was killed by {name} (memory limit {self.limits.memory_mib} MiB?)"
-        if code == 128 + signal.SIGXFSZ:  # reported by the jail's own first process
-            return f"printed more than the output limit ({self.limits.output_bytes >> 10} KiB)"
         return f"the process ended with exit code {code} (sys.exit / os._exit?)"
 
     def kill(self):
@@ -230,8 +233,7 @@ class Session:
         self.workers = 0
         self.private = Path(tempfile.mkdtemp(prefix="dlcourse-grader-"))  # logs: outside every jail
         self.sandbox = Path(tempfile.mkdtemp(prefix="dlcourse-sandbox-"))
-        self.code_dir = self.private / "code"
-        self.code_dir.mkdir()
+        self.code_dir = Path(tempfile.mkdtemp(prefix="dlcourse-code-"))  # the worker's own code, read-only
         for path in CODE_FILES:
             shutil.copyfile(path, self.code_dir / path.name)
 
@@ -321,8 +323,8 @@ class Session:
         try:
             self._stop()
         finally:
-            remove_tree(self.sandbox)
-            remove_tree(self.private)
+            for folder in (self.sandbox, self.code_dir, self.private):
+                remove_tree(folder)
 
     def __enter__(self):
         return self
