@@ -73,6 +73,7 @@ def main(argv=None):
     parser.add_argument("--endless", type=int, default=0,
                         help="students whose last exercise loops forever")
     parser.add_argument("--jobs", type=int, default=None, help="passed to the grader (default: its own)")
+    parser.add_argument("--jail", default="auto", help="passed to the grader: auto, namespaces, uid or none")
     parser.add_argument("--out", default="runs/grading_benchmark")
     args = parser.parse_args(argv)
     out = Path(args.out) / args.lab
@@ -81,7 +82,7 @@ def main(argv=None):
         old.unlink()  # a smaller class than last time must not grade the old files
     expected = make_class(REPO / "notebooks" / f"{args.lab}.ipynb", args.students, submissions, args.endless)
     command = [sys.executable, "-m", "dlcourse.grading", "grade", "--lab", args.lab, "--out", str(out / "results"),
-               "--quiet", *sorted(str(path) for path in (out / "submissions").glob("*.ipynb"))]
+               "--quiet", "--jail", args.jail, *(["--trusted-submissions"] if args.jail == "none" else []), *sorted(str(path) for path in (out / "submissions").glob("*.ipynb"))]
     if args.jobs:
         command[5:5] = ["--jobs", str(args.jobs)]
     started = time.perf_counter()
@@ -92,7 +93,8 @@ def main(argv=None):
     with open(out / "results" / f"{args.lab}_grades.csv", newline="", encoding="utf-8") as table:
         got = {row["student"]: float(row["score"]) for row in csv.DictReader(table)}
     wrong = {name: (got.get(name), score) for name, score in expected.items() if got.get(name) != score}
-    timing = {"lab": args.lab, "students": args.students, "endless_loops": args.endless,
+    jail = next((line[len("jail: "):] for line in done.stdout.splitlines() if line.startswith("jail: ")), "?")
+    timing = {"lab": args.lab, "students": args.students, "endless_loops": args.endless, "jail": jail,
               "wall_seconds": round(seconds, 1),
               "seconds_per_submission": round(seconds / args.students, 2), "scores_as_expected": not wrong}
     (out / "timing.json").write_text(json.dumps(timing, indent=2) + "\n")

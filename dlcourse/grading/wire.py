@@ -37,37 +37,45 @@ def _numpy():
 
 
 def encode(value, depth=0):
-    """``value`` as JSON-able plain data, or ``WireError``."""
+    """``value`` as JSON-able plain data, or ``WireError``.
+
+    Subclasses of built-in types and of ``numpy.ndarray`` are refused rather
+    than converted: their methods are the student's, not Python's.  Other
+    array-likes (a TensorFlow or Keras tensor) become arrays.
+    """
     if depth > MAX_DEPTH:
         raise WireError(f"nesting deeper than {MAX_DEPTH}")
-    if value is None or type(value) in (bool, int, float, str):
-        return value
     kind = type(value)
-    module = getattr(kind, "__module__", "")
-    if module == "numpy" or hasattr(value, "__array__") and not isinstance(value, (list, tuple, dict)):
-        return _encode_array(value)
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, list):
+    if value is None or kind in (bool, int, float, str):
+        return value
+    if kind is list:
         return [encode(item, depth + 1) for item in value]
-    if isinstance(value, tuple):
+    if kind is tuple:
         return {"tuple": [encode(item, depth + 1) for item in value]}
-    if isinstance(value, dict):
+    if kind is dict:
         return {"dict": [[encode(key, depth + 1), encode(item, depth + 1)] for key, item in value.items()]}
-    raise WireError(f"a {kind.__name__} is not plain data")
+    np = _numpy()
+    if kind is np.ndarray or (isinstance(value, np.generic) and kind.__module__ == "numpy"):
+        return _encode_array(value)
+    if isinstance(value, (np.ndarray, np.generic, bool, int, float, str, list, tuple, dict)):
+        raise WireError(f"a value of type {kind.__name__} (a subclass of {_base_name(value)}) is not plain data")
+    if hasattr(value, "__array__"):
+        return _encode_array(value)
+    raise WireError(f"a value of type {kind.__name__} is not plain data")
+
+
+def _base_name(value):
+    for base in type(value).__mro__[1:]:
+        if base.__module__ in ("builtins", "numpy"):
+            return base.__name__
+    return "a built-in type"
 
 
 def _encode_array(value):
     np = _numpy()
     scalar = isinstance(value, np.generic)
     try:
-        array = np.ascontiguousarray(np.asarray(value))
+        array = np.asarray(value)
     except Exception as error:  # noqa: BLE001 - whatever the array-like raised
         raise WireError(f"a {type(value).__name__} could not be turned into an array ({error})") from None
     if array.dtype.kind == "O":
@@ -78,7 +86,7 @@ def _encode_array(value):
     array = array.astype(dtype, copy=False)
     if array.nbytes > MAX_ARRAY_BYTES:
         raise WireError(f"an array larger than {MAX_ARRAY_BYTES >> 20} MiB")
-    encoded = {"array": base64.b64encode(array.tobytes()).decode("ascii"), "dtype": dtype.str,
+    encoded = {"array": base64.b64encode(array.tobytes(order="C")).decode("ascii"), "dtype": dtype.str,
                "shape": list(array.shape)}
     if scalar:
         encoded["scalar"] = True

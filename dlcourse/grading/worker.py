@@ -21,7 +21,6 @@ The audit hook below is a second layer that gives students a clear message
 course's own solutions, writing outside the sandbox, opening a socket —
 and is expected to be switched off by a determined submission.
 """
-import ast
 import json
 import os
 import resource
