@@ -26,7 +26,8 @@ from dlcourse.grading import jail as jail_module
 from dlcourse.grading.grader import grade_all, reference_values, student_names
 from dlcourse.grading.notebooks import load_lab
 from dlcourse.grading.results import write_results
-from tests.grading_toy import DOUBLE_SOLUTION, FAST, digest, graded, submission, toy_notebook
+from dlcourse.grading.sandbox import Session, WorkerBroken
+from tests.grading_toy import DOUBLE_SOLUTION, FAST, JAIL, digest, graded, submission, toy_notebook
 
 DISABLE_HOOK = (
     "import gc\n"
@@ -164,6 +165,12 @@ ATTACKS = {
         "    return honest(value, depth)\n"
         "wire.encode = forged\n"
         "def double(x):\n" + DOUBLE_SOLUTION),
+    # Changes its input in place, which the grader copies back (as in the notebook): the asserts that
+    # compare with 2 * x then pass; the value compared with the reference solution's does not.
+    "mutates_its_input_to_fool_the_asserts": (
+        "def double(x):\n"
+        "    x[...] = 0\n"
+        "    return np.zeros(np.shape(x))\n"),
     # A tree the grader cannot remove with its normal permissions.
     "unremovable_sandbox": (
         "import os\n"
@@ -193,8 +200,8 @@ def jail_toy():
     return toy_notebook([
         graded('result = double([1, 2])\nassert result.shape == (2,), "shape"\nresult',
                role="test", test="double_small", exercise="double", points=1, visibility="visible"),
-        graded("expected = 2 * np.linspace(0, 1, 200_000)\nresult = double(np.linspace(0, 1, 200_000))\n"
-               "assert np.allclose(result, expected), 'not twice'\nresult[::5000]",
+        graded("x = np.linspace(0, 1, 200_000)\nresult = double(x)\n"
+               "assert np.allclose(result, 2 * x), 'not twice'\nresult[::5000]",
                role="test", test="double_large", exercise="double", points=2, visibility="hidden")])
 
 
@@ -337,6 +344,8 @@ def test_attacks_get_only_their_honest_points_and_change_nothing(jail, tmp_path,
         lost = {test.name: test.output for test in result.tests if test.score == 0}
         if name == "forged_replies":
             assert set(DOUBLE_TESTS) <= set(lost) and "not plain data" in lost["double_small"], lost
+        elif name == "mutates_its_input_to_fool_the_asserts":
+            assert set(lost) == set(DOUBLE_TESTS) and "differs from the reference" in lost["double_large"], lost
         else:
             assert set(lost) == set(DOUBLE_TESTS), (name, lost)
     stalled = by_student["stdin_stall"]
@@ -402,7 +411,6 @@ def test_links_fifos_and_devices_are_refused_without_blocking(tmp_path):
     big = tmp_path / "big.ipynb"
     with open(big, "wb") as handle:
         handle.truncate(65 << 20)
-    from tests.grading_toy import JAIL
     started = time.monotonic()
     results = grade_all(lab, reference_values(lab, FAST, JAIL), [link, folder, fifo, fifo_folder, device, big, good],
                         FAST, tmp_path / "out", JAIL, progress=False)
@@ -442,8 +450,6 @@ def test_student_names_are_distinct_safe_and_stay_inside_out(tmp_path):
 
 def test_a_worker_that_kills_its_own_process_group_hits_only_itself(tmp_path):
     """Workers start in sessions of their own: ``killpg(0)`` from one cannot reach the grader."""
-    from dlcourse.grading.sandbox import Session, WorkerBroken
-    from tests.grading_toy import JAIL
     code = DISABLE_HOOK + ("import os, signal\ndef boom(x):\n    os.killpg(0, signal.SIGKILL)\n"
                            "def fine(x):\n    return 2 * x\n")
     with Session(JAIL, "import numpy as np", {"boom": code}, FAST) as session:

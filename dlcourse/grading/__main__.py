@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dlcourse.cli import OneLineParser, UsageError, positive_float, positive_int
 from dlcourse.grading.grader import find_notebook, grade_all, reference_values
-from dlcourse.grading.jail import LAYERS, JailError, choose_jail, why_not
+from dlcourse.grading.jail import LAYERS, UID_BASE, JailError, choose_jail, readable_by, why_not
 from dlcourse.grading.notebooks import NotebookError, graded_notebooks, load_lab, release_folder
 from dlcourse.grading.results import score_table, write_class_csv, write_results
 from dlcourse.grading.sandbox import Limits
@@ -53,12 +53,10 @@ def release(args):
 
 
 def show_jails(_):
-    for name in LAYERS:
+    for name in ("namespaces", "uid"):
         reason = why_not(name)
-        if name == "none":
-            reason = "only with --trusted-submissions"
-        print(f"{name:<11} {'available' if not why_not(name) and name != 'none' else 'no'}"
-              f"{': ' + reason if reason else ''}")
+        print(f"{name:<11} {'no: ' + reason if reason else 'available'}")
+    print(f"{'none':<11} only with --trusted-submissions")
     try:
         print(f"grade --jail auto uses: {choose_jail('auto').summary}")
     except JailError as error:
@@ -78,7 +76,7 @@ def protect(jail, lab_path, submissions, out_dir):
             secret.append(find_notebook(submission, lab_path.stem))
         except (NotebookError, OSError):
             pass
-    readable = jail.unprotected(secret)
+    readable = readable_by(UID_BASE, secret)
     if readable:
         shown = ", ".join(readable[:3]) + (f" and {len(readable) - 3} more" if len(readable) > 3 else "")
         raise JailError(f"the separate-uid jail cannot hide {shown}: other users can read them; "

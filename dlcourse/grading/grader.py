@@ -17,9 +17,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dlcourse.grading.compare import compare, comparable
-from dlcourse.grading.notebooks import MAX_NOTEBOOK_BYTES, NotebookError, student_code
+from dlcourse.grading.notebooks import NotebookError, student_code
 from dlcourse.grading.runner import run_tests
-from dlcourse.grading.sandbox import Session, kill_all_workers, safe_regular_file
+from dlcourse.grading.sandbox import Session, kill_all_workers
 
 
 @dataclass
@@ -74,8 +74,9 @@ def reference_values(lab, limits, jail):
 def find_notebook(submission, lab_name):
     """The notebook to grade: the file itself, or ``<lab>.ipynb`` (else the only notebook) in a folder.
 
-    Links, FIFOs, devices and oversized files are refused before anything reads them, and a
-    folder is searched without following links out of it.
+    A submission that is itself a link is refused, and a folder is searched
+    without following links out of it; ``student_code`` refuses links, FIFOs,
+    devices and oversized files when it opens the notebook.
     """
     submission = Path(submission)
     info = os.lstat(submission)
@@ -84,25 +85,18 @@ def find_notebook(submission, lab_name):
     if not stat.S_ISDIR(info.st_mode):
         if submission.suffix != ".ipynb":
             raise NotebookError(f"{submission.name} is not a notebook (.ipynb)")
-        return _checked(submission)
+        return submission
     found = []
     for folder, subfolders, files in os.walk(submission, followlinks=False):
         subfolders[:] = sorted(name for name in subfolders if name != ".ipynb_checkpoints")
         found += [Path(folder) / name for name in sorted(files) if name.endswith(".ipynb")]
     named = [path for path in found if path.name == f"{lab_name}.ipynb"]
     if named:
-        return _checked(named[0])
+        return named[0]
     if len(found) == 1:
-        return _checked(found[0])
+        return found[0]
     raise NotebookError(f"no {lab_name}.ipynb in {submission.name}/ "
                         f"({len(found)} other notebooks)")
-
-
-def _checked(path):
-    try:
-        return safe_regular_file(path, MAX_NOTEBOOK_BYTES)
-    except ValueError as error:
-        raise NotebookError(str(error)) from None
 
 
 def student_names(submissions):

@@ -102,10 +102,6 @@ class Jail:
     def place(self):
         return Placement(self)
 
-    def unprotected(self, paths):
-        """The paths in ``paths`` that a worker could read (none where they are not mounted)."""
-        return []
-
 
 class NamespaceJail(Jail):
     name = "namespaces"
@@ -126,6 +122,13 @@ class _NamespacePlacement(Placement):
 
 def bwrap_prefix(sandbox, code_dir):
     """``bwrap ... --`` building the worker's whole file system; ``sandbox`` becomes ``/sandbox``."""
+    return [*_bwrap_system(), "--bind", sandbox, SANDBOX_INSIDE, "--ro-bind", code_dir, CODE_INSIDE,
+            "--chdir", SANDBOX_INSIDE, "--"]
+
+
+@lru_cache(maxsize=None)
+def _bwrap_system():
+    """The part of the bwrap command that is the same for every worker (looked up once)."""
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--hostname", "sandbox",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
@@ -143,10 +146,8 @@ def bwrap_prefix(sandbox, code_dir):
     for path in course_dirs():  # a non-editable install puts the course inside site-packages
         if _nested_in(path, roots) and os.path.isdir(path):
             argv += ["--tmpfs", path]
-    argv += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",
-             "--bind", sandbox, SANDBOX_INSIDE, "--ro-bind", code_dir, CODE_INSIDE,
-             "--chdir", SANDBOX_INSIDE, "--"]
-    return argv
+    argv += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+    return tuple(argv)
 
 
 class UidJail(Jail):
@@ -166,9 +167,6 @@ class UidJail(Jail):
     def free(self, slot):
         with self._lock:
             self._busy.discard(slot)
-
-    def unprotected(self, paths):
-        return readable_by(UID_BASE, paths)
 
 
 class _UidPlacement(Placement):
@@ -223,7 +221,11 @@ def kill_every_process_of(uid, rounds=20):
 
 
 def readable_by(uid, paths):
-    """Which of ``paths`` a process running as ``uid`` can open (files) or list (folders)."""
+    """Which of ``paths`` a process running as ``uid`` can open (files) or list (folders).
+
+    Every worker uid is an account of no group that owns nothing outside its
+    sandbox, so what one of them can read, all of them can.
+    """
     probe = ("import json, os, sys\nfound = []\nfor path in json.load(sys.stdin):\n    try:\n"
              "        os.listdir(path) if os.path.isdir(path) else os.close(os.open(path, os.O_RDONLY))\n"
              "        found.append(path)\n    except OSError:\n        pass\nprint(json.dumps(found))")

@@ -24,14 +24,15 @@ A cell's role is in its metadata, ``cell.metadata["grading"]``:
 """
 import ast
 import copy
+import errno
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-
-from dlcourse.grading.sandbox import read_file_safely
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -228,14 +229,13 @@ def student_code(path, lab):
     Only exercise cells are taken: what a student wrote anywhere else is never run.
     """
     path = Path(path)
+    data = read_submission_file(path, MAX_NOTEBOOK_BYTES)
     try:
-        notebook = json.loads(read_file_safely(path, MAX_NOTEBOOK_BYTES).decode("utf-8"))
+        notebook = json.loads(data.decode("utf-8"))
         cells = notebook["cells"]
         if not isinstance(cells, list):
             raise TypeError("cells is not a list")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as error:
-        if isinstance(error, ValueError) and str(error).startswith(path.name):
-            raise NotebookError(str(error)) from None
         raise NotebookError(f"{path.name} is not a readable notebook ({type(error).__name__})") from None
     cell_ids = {exercise_cell_id: exercise for exercise, (exercise_cell_id, _) in lab.exercises.items()}
     found = {}
@@ -250,6 +250,30 @@ def student_code(path, lab):
         if exercise is not None and exercise not in found:
             found[exercise] = source_of(cell)
     return found
+
+
+def read_submission_file(path, max_bytes):
+    """The bytes of a student's file, refused with a reason if it is a link, a FIFO, a device or too large.
+
+    Opened without following links and without blocking (a FIFO would wait for
+    a writer forever), then checked on the open descriptor, so the file cannot
+    be swapped between the check and the read.
+    """
+    name = Path(path).name
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise NotebookError(f"{name} is a symbolic link, not the student's own file") from None
+        raise NotebookError(f"{name}: cannot read it ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotebookError(f"{name} is not a regular file")
+        data = handle.read(max_bytes + 1) if info.st_size <= max_bytes else b""
+    if info.st_size > max_bytes or len(data) > max_bytes:
+        raise NotebookError(f"{name} is larger than {max_bytes >> 20} MiB")
+    return data
 
 
 def release_folder(source_dir, out_dir):

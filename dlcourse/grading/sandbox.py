@@ -12,14 +12,12 @@ worker carries on with the rest.  Exercise cells that broke a worker are left
 out of the next one.
 """
 import atexit
-import fcntl
 import json
 import os
 import secrets
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -363,39 +361,3 @@ def _write_back(args, index, value):
     if isinstance(original, np.ndarray) and isinstance(value, np.ndarray) and original.shape == value.shape \
             and original.flags.writeable:
         original[...] = value.astype(original.dtype, copy=False)
-
-
-def safe_regular_file(path, max_bytes):
-    """``path`` if it is a plain file (not a link, FIFO or device) of at most ``max_bytes``; else ValueError."""
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
-        raise ValueError(f"{Path(path).name} is a symbolic link, not the student's own file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{Path(path).name} is not a regular file")
-    if info.st_size > max_bytes:
-        raise ValueError(f"{Path(path).name} is larger than {max_bytes >> 20} MiB")
-    return path
-
-
-def read_file_safely(path, max_bytes):
-    """The bytes of a plain file, opened without following links or blocking on a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"{Path(path).name} is not a regular file")
-        if info.st_size > max_bytes:
-            raise ValueError(f"{Path(path).name} is larger than {max_bytes >> 20} MiB")
-        fcntl.fcntl(fd, fcntl.F_SETFL, os.O_RDONLY)
-        chunks, size = [], 0
-        while size <= max_bytes:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:
-            raise ValueError(f"{Path(path).name} is larger than {max_bytes >> 20} MiB")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
