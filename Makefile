@@ -4,15 +4,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev
+EXTRAS ?= dev,notebook
+NOTEBOOK_STAMP := $(VENV)/.notebook-kernel
 
-.PHONY: run test install clean-venv benchmark jail-tools
+.PHONY: run test notebook notebook-setup install clean-venv benchmark jail-tools
 
 run: $(STAMP)
 	$(BIN)/python -m labs.week1 $(ARGS)
 
-test: $(STAMP) jail-tools
+test: $(STAMP) jail-tools $(NOTEBOOK_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# JupyterLab at the repository root with notebooks/ open, on the course's kernel.
+# ARGS go to JupyterLab, e.g. ARGS="--no-browser --port 8899".
+notebook: $(NOTEBOOK_STAMP)
+	$(BIN)/python -m dlcourse.jupyter $(ARGS)
+
+# The set-up part of `make notebook` alone: the kernel "dlcourse (Keras 3)" registered in .venv.
+notebook-setup: $(NOTEBOOK_STAMP)
+
+$(NOTEBOOK_STAMP): $(STAMP)
+	$(BIN)/python -m dlcourse.jupyter --setup-only
+	touch $@
 
 # The grader's strongest jail is bubblewrap; as root on Debian/Ubuntu it is installed here.
 # Elsewhere the tests of that jail are skipped with the reason (python -m dlcourse.grading jail).

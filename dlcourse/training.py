@@ -1,6 +1,7 @@
 """How every lab trains, saves and reports: one convention in one place.
 
-A run lives in one directory (``--out`` or ``runs/<lab>/<timestamp>/``)::
+A run lives in one directory (``--out`` or ``runs/<lab>/<timestamp>/``; ``runs/`` is
+``DLCOURSE_RUNS_DIR`` when set, which notebooks set to the repository's ``runs/``)::
 
     config.json      the settings of the run
     history.csv      one row per epoch (Keras CSVLogger), with epoch_seconds
@@ -37,7 +38,12 @@ from dlcourse.data import DataError, as_dataset
 from dlcourse.evaluation import evaluate_classifier
 from dlcourse.optimizers import make_optimizer, warmup_cosine
 
-RUNS_ROOT = pathlib.Path("runs")
+
+def runs_root():
+    """Where runs without ``--out`` go: ``runs/`` in the working folder, or ``DLCOURSE_RUNS_DIR``."""
+    return pathlib.Path(os.environ.get("DLCOURSE_RUNS_DIR") or "runs")
+
+
 # Settings that do not change what is computed, so a rerun that differs only
 # in them still resumes the same run.
 _NOT_PART_OF_IDENTITY = {"out", "verbose"}
@@ -93,7 +99,7 @@ def _choose_run_dir(config):
             raise UsageError(f"{run_dir} holds an unfinished run with other settings; "
                              "rerun with those settings to resume it, or choose another --out")
         return run_dir, _completed_epochs(run_dir) > 0
-    lab_root = RUNS_ROOT / config.lab
+    lab_root = runs_root() / config.lab
     unfinished = _find_unfinished_run(lab_root, config)
     if unfinished is not None:
         return unfinished, True

@@ -19,8 +19,14 @@ import pytest
 from dlcourse.grading import compare as compare_module
 from dlcourse.grading.grader import grade_all, reference_values, student_names
 from dlcourse.grading.jail import Jail
-from dlcourse.grading.notebooks import (NotebookError, load_lab, release_folder,
-                                        strip_solutions, student_code)
+from dlcourse.grading.notebooks import (
+    NotebookError,
+    forbidden_uses,
+    load_lab,
+    release_folder,
+    strip_solutions,
+    student_code,
+)
 from dlcourse.grading.results import write_class_csv, write_results
 from tests.conftest import REPO
 from tests.grading_toy import DOUBLE_SOLUTION, FAST, JAIL, digest, scores, submission, toy_notebook
@@ -144,6 +150,40 @@ def test_a_wrong_answer_loses_exactly_its_tests(toy, tmp_path):
     assert scores(results)["flat"] == {"double_small": 1, "double_matrix": 0, "total_small": 1,
                                        "total_matrix": 1}
     assert "shape (6,)" in results[0].tests[1].output
+
+
+@pytest.mark.parametrize("code, used", [
+    ("import statistics\ndef total(x):\n    return statistics.fsum(x)", ["statistics"]),
+    ("from statistics import fsum as f", ["statistics"]),
+    ("def total(x):\n    return __import__('statistics').fsum(x)", ["statistics"]),
+    ("import math\ndef total(x):\n    return math.statistics", ["statistics"]),
+    ("def total(x):\n    statistic = sum(x)  # statistics by hand\n    return statistic", []),
+])
+def test_forbidden_modules_are_found_however_they_are_named(code, used):
+    assert forbidden_uses(code, ("statistics",)) == used
+
+
+def test_an_exercise_that_uses_a_forbidden_module_scores_zero_and_the_rest_counts(tmp_path):
+    notebook = toy_notebook()
+    total = next(cell for cell in notebook.cells if cell.metadata.get("grading", {}).get("role") == "exercise"
+                 and cell.metadata["grading"]["exercise"] == "total")
+    total.metadata["grading"]["forbidden"] = ["statistics"]
+    nbformat.write(notebook, tmp_path / "toy.ipynb")
+    lab = load_lab(tmp_path / "toy.ipynb")
+    assert lab.forbidden == {"double": (), "total": ("statistics",)}
+    imported = "import statistics\ndef total(x):\n    return float(statistics.fsum(x))\n"
+    assembled = "def total(x):\n    return float(__import__('stat' + 'istics').fsum(x))\n"
+    students = [submission(tmp_path, name, "def double(x):\n" + DOUBLE_SOLUTION, code, notebook)
+                for name, code in (("imported", imported), ("assembled", assembled), ("honest", None))]
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), students, FAST, tmp_path / "out",
+                        jail=JAIL, progress=False)
+    assert scores(results) == {
+        "imported": {"double_small": 1, "double_matrix": 2, "total_small": 0, "total_matrix": 0},
+        "assembled": {"double_small": 1, "double_matrix": 2, "total_small": 0, "total_matrix": 0},
+        "honest": {"double_small": 1, "double_matrix": 2, "total_small": 1, "total_matrix": 1}}
+    imported_total = results[0].tests[2].output
+    assert "uses statistics, which this exercise does not allow" in imported_total
+    assert "blocked by the grader: import statistics" in results[1].tests[2].output
 
 
 # Each adversarial submission breaks `double` (3 points) and keeps `total` right (2 points).

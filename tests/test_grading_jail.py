@@ -515,3 +515,28 @@ def test_the_uid_jail_refuses_files_other_users_can_read(jail, tmp_path):
         assert "separate uid" in done.stdout and "5 / 5" in done.stdout
     finally:
         shutil.rmtree(shared)
+
+
+def test_a_uid_is_never_shared_by_two_graders_on_one_machine(tmp_path):
+    locks = tmp_path / "uids"
+    first, first_lock = jail_module.claim_uid_slot(locks)
+    second, second_lock = jail_module.claim_uid_slot(locks)
+    holder = subprocess.Popen(  # another grader, in another process, holding the next slot
+        [sys.executable, "-c", ("import fcntl, os, sys\n"
+                                f"fd = os.open({str(locks / '2.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+                                "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        third, third_lock = jail_module.claim_uid_slot(locks)
+        assert (first, second, third) == (0, 1, 3)
+        os.close(first_lock)
+        again, again_lock = jail_module.claim_uid_slot(locks)
+        assert again == 0
+    finally:
+        holder.communicate("")
+    for lock in (second_lock, third_lock, again_lock):
+        os.close(lock)
+    os.chmod(locks, 0o777)
+    with pytest.raises(jail_module.JailError, match="nobody else may write"):
+        jail_module.claim_uid_slot(locks)

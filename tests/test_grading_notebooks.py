@@ -5,7 +5,8 @@ import nbformat
 import pytest
 
 from dlcourse.grading.grader import grade_all, reference_values
-from dlcourse.grading.notebooks import BEGIN, END, graded_notebooks, grading_of, load_lab, release_folder
+from dlcourse.grading.notebooks import (BEGIN, END, graded_notebooks, grading_of, load_lab, points_line,
+                                        release_folder)
 from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
 from tests.grading_toy import JAIL
@@ -29,6 +30,13 @@ def test_every_exercise_has_visible_and_hidden_tests(name):
         visibilities = {test.visibility for test in lab.tests if test.exercise == exercise}
         assert visibilities == {"visible", "hidden"}, exercise
         assert all(test.points > 0 for test in lab.tests if test.exercise == exercise)
+
+
+@pytest.mark.parametrize("name", sorted(LABS))
+def test_every_test_cell_shows_its_points_as_its_metadata_says(name):
+    lab = load_lab(LABS[name])
+    wrong = [test.name for test in lab.tests if test.source.splitlines()[0] != points_line(test)]
+    assert not wrong, f"first line should be points_line(test): {wrong}"
 
 
 @pytest.fixture(scope="module")

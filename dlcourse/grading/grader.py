@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dlcourse.grading.compare import compare, comparable
-from dlcourse.grading.notebooks import NotebookError, student_code
+from dlcourse.grading.compare import comparable, compare
+from dlcourse.grading.notebooks import NotebookError, forbidden_uses, student_code
 from dlcourse.grading.runner import run_tests
 from dlcourse.grading.sandbox import Session, kill_all_workers
 
@@ -53,7 +53,7 @@ class Result:
 def reference_values(lab, limits, jail):
     """``{test name: value}`` from the instructor's own solution; every test must pass on it."""
     cells = {exercise: code for exercise, (_, code) in lab.exercises.items()}
-    with Session(jail, lab.setup, cells, limits, lab.helpers) as session:
+    with Session(jail, lab.setup, cells, limits, lab.helpers, lab.all_forbidden) as session:
         outcomes = run_tests(lab, session, limits)
         cell_failures = dict(session.cell_failures)
     for exercise, reason in cell_failures.items():
@@ -145,8 +145,12 @@ def grade_submission(lab, expected, submission, student, limits, jail, output_di
         return result
     missing = {exercise: "not found in the notebook (keep the exercise cells the release gave you)"
                for exercise in lab.exercises if exercise not in cells}
-    ordered = {exercise: cells[exercise] for exercise in lab.exercises if exercise in cells}
-    with Session(jail, lab.setup, ordered, limits, lab.helpers) as session:
+    for exercise, code in cells.items():
+        used = forbidden_uses(code, lab.forbidden.get(exercise, ()))
+        if used:
+            missing[exercise] = f"uses {', '.join(used)}, which this exercise does not allow (write it yourself)"
+    ordered = {exercise: cells[exercise] for exercise in lab.exercises if exercise not in missing}
+    with Session(jail, lab.setup, ordered, limits, lab.helpers, lab.all_forbidden) as session:
         outcomes = run_tests(lab, session, limits)
         result.seconds = time.monotonic() - session.started
         if output_dir is not None:

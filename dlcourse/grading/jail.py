@@ -26,6 +26,7 @@ ones a machine offers and why not the others.
 - ``none`` — the worker runs as the grader's own user: only for trusted
   submissions (``--trusted-submissions``), and the grader says so.
 """
+import fcntl
 import json
 import os
 import shutil
@@ -33,12 +34,15 @@ import site
 import subprocess
 import sys
 import tempfile
-import threading
 from functools import lru_cache
 from pathlib import Path
 
 NOBODY = 65534
 UID_BASE = 1_800_000_000  # far above the uids of real accounts; one per running worker
+# Which of those uids are in use, across every grader on the machine (one lock file per uid): two
+# graders at once must never share a uid, or one would kill the other's workers.  Only root
+# runs this jail, and only root may write under /run.
+UID_LOCKS = Path("/run/dlcourse-grader-uids")
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
              "/etc/nsswitch.conf", "/etc/passwd", "/etc/group", "/etc/alternatives")
@@ -154,27 +158,34 @@ class UidJail(Jail):
     name = "uid"
     summary = "separate uid (a user id of its own per worker; network and world-readable files reachable)"
 
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._busy = set()
-
     def place(self):
-        with self._lock:
-            slot = next(index for index in range(len(self._busy) + 1) if index not in self._busy)
-            self._busy.add(slot)
-        return _UidPlacement(self, slot)
+        slot, lock = claim_uid_slot()
+        return _UidPlacement(self, slot, lock)
 
-    def free(self, slot):
-        with self._lock:
-            self._busy.discard(slot)
+
+def claim_uid_slot(locks=UID_LOCKS):
+    """The lowest uid slot no process on this machine holds, and the open file whose lock holds it."""
+    locks.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(locks)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077 or not os.path.isdir(locks) or os.path.islink(locks):
+        raise JailError(f"{locks} must be a folder of the grader's own that nobody else may write")
+    slot = 0
+    while True:
+        lock = os.open(locks / f"{slot}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return slot, lock
+        except BlockingIOError:
+            os.close(lock)
+            slot += 1
 
 
 class _UidPlacement(Placement):
     processes = 1024  # threads count too: TensorFlow starts dozens
 
-    def __init__(self, jail, slot):
+    def __init__(self, jail, slot, lock):
         super().__init__(jail)
-        self.slot = slot
+        self.slot, self.lock = slot, lock
         self.uid = UID_BASE + slot
 
     def prepare(self, sandbox, code_dir):
@@ -191,7 +202,7 @@ class _UidPlacement(Placement):
         try:
             kill_every_process_of(self.uid)
         finally:
-            self.jail.free(self.slot)
+            os.close(self.lock)  # frees the uid for the next worker, here or in another grader
 
 
 def processes_of(uid):

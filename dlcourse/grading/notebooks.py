@@ -7,7 +7,10 @@ A cell's role is in its metadata, ``cell.metadata["grading"]``:
   in the student's worker and in its own process);
 - ``{"role": "exercise", "exercise": ID}``: code the student writes, with the
   reference solution between ``### BEGIN SOLUTION`` and ``### END SOLUTION``;
-  it runs only in the student's worker;
+  it runs only in the student's worker; optional ``"forbidden": [module, ...]``:
+  modules that would do the exercise for the student (week 3's ``unicodedata``)
+  — a cell that names one scores 0 on that exercise, and the worker cannot
+  import them;
 - ``{"role": "helper"}`` (optional): the instructor's code that runs in the
   student's worker after the exercises, for a test that needs the student's
   objects where they live (a Keras optimizer applied to Keras variables);
@@ -66,6 +69,7 @@ class Lab:
     exercises: dict = field(default_factory=dict)  # exercise id -> (cell id, reference code)
     tests: list = field(default_factory=list)
     helpers: list = field(default_factory=list)    # the instructor's code run in the worker after the exercises
+    forbidden: dict = field(default_factory=dict)  # exercise id -> modules its cell may not use
 
     @property
     def student_names(self):
@@ -76,8 +80,19 @@ class Lab:
         return sorted(names)
 
     @property
+    def all_forbidden(self):
+        """Every module some exercise forbids: the worker refuses to import them."""
+        return sorted({name for names in self.forbidden.values() for name in names})
+
+    @property
     def max_score(self):
         return sum(test.points for test in self.tests)
+
+
+def points_line(test):
+    """The first line of a test cell: the points a student sees, and whether graders run it only."""
+    kind = "공개 테스트" if test.visibility == "visible" else "숨겨진 테스트"
+    return f"# [{kind} · {test.points:g}점] {test.name}"
 
 
 def defined_names(code):
@@ -157,6 +172,9 @@ def load_lab(path):
                 raise NotebookError(f"{where}: exercise {exercise!r} has no {BEGIN} region")
             strip_solutions(code, where)  # checks the markers pair up
             lab.exercises[exercise] = (cell.get("id"), code)
+            lab.forbidden[exercise] = _forbidden_modules(grading, where)
+            if forbidden_uses(code, lab.forbidden[exercise]):
+                raise NotebookError(f"{where}: the reference solution uses a forbidden module")
         elif role == "helper":
             lab.helpers.append(source_of(cell))
         elif role == "test":
@@ -168,6 +186,45 @@ def load_lab(path):
     if lab.setup is None:
         raise NotebookError(f"{path.name} has tests but no setup cell")
     return lab
+
+
+def _forbidden_modules(grading, where):
+    modules = grading.get("forbidden", [])
+    if not isinstance(modules, list) or not all(isinstance(name, str) and name.isidentifier() for name in modules):
+        raise NotebookError(f"{where}: forbidden must be a list of module names, got {modules!r}")
+    return tuple(modules)
+
+
+def forbidden_uses(code, modules):
+    """The forbidden modules a cell names: imported, used as a name or attribute, or spelled in a string.
+
+    What the grader reads in the code; the worker also refuses to import them
+    at run time.  Code that assembles a module's name from pieces at run time
+    and finds it through another module could still reach it: this rule is
+    for the honest majority, the behaviour checks are for the rest.
+    """
+    if not modules:
+        return []
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []  # the worker reports the syntax error
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            words = [alias.name.split(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            words = [(node.module or "").split(".")[0]]
+        elif isinstance(node, ast.Name):
+            words = [node.id]
+        elif isinstance(node, ast.Attribute):
+            words = [node.attr]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words = [name for name in modules if name in node.value]
+        else:
+            continue
+        found.update(word for word in words if word in modules)
+    return sorted(found)
 
 
 def _read_instructor_notebook(path):

@@ -220,8 +220,9 @@ def kill_all_workers():
 class Session:
     """One submission's code behind the wall: cells run once per worker, calls answered as plain data."""
 
-    def __init__(self, jail, setup, cells, limits, helpers=()):
+    def __init__(self, jail, setup, cells, limits, helpers=(), forbidden=()):
         self.jail, self.setup, self.limits = jail, setup, limits
+        self.forbidden = list(forbidden)  # modules the worker refuses to import (after the setup cell)
         self.cells = dict(cells)        # exercise id -> the student's code
         self.helpers = list(helpers)    # the instructor's code that runs after the exercises
         self.cell_failures, self.skipped = {}, set()
@@ -253,7 +254,7 @@ class Session:
         self.workers += 1
         self.worker = WorkerProcess(self.jail.place(), self.sandbox, self.code_dir, self.limits,
                                     self.private / f"output-{self.workers}.log")
-        setup = {"op": "setup", "code": self.setup, "course_dirs": course_dirs()}
+        setup = {"op": "setup", "code": self.setup, "course_dirs": course_dirs(), "forbidden": self.forbidden}
         reply = self.worker.request(setup, self._seconds(self.limits.startup_seconds))
         if "error" in reply:
             raise WorkerBroken(f"the setup cell failed: {reply['error']}")

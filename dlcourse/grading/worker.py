@@ -69,8 +69,9 @@ def set_limits(memory_mib, output_bytes, processes):
 class Fence:
     """The audit hook: a ``PermissionError`` with a plain reason for what a test never needs."""
 
-    def __init__(self, sandbox, course_dirs):
+    def __init__(self, sandbox, course_dirs, forbidden=()):
         self.sandbox = os.path.realpath(sandbox)
+        self.forbidden = set(forbidden)
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
         self.readable = tuple(os.path.realpath(root) for root in (*prefixes, *READABLE_SYSTEM_ROOTS))
         self.unreadable = tuple(course_dirs)
@@ -117,7 +118,7 @@ class Fence:
             if args[0] not in (self.pid, 0):
                 raise PermissionError("blocked by the grader: signalling another process")
         elif event == "import":
-            if args[0].split(".")[0] in BLOCKED_IMPORTS:
+            if args[0].split(".")[0] in BLOCKED_IMPORTS or args[0].split(".")[0] in self.forbidden:
                 raise ImportError(f"blocked by the grader: import {args[0]} (write the exercise yourself)")
         elif event in BLOCKED_EVENTS or event.startswith(BLOCKED_PREFIXES):
             raise PermissionError(f"blocked by the grader: {event}")
@@ -194,7 +195,10 @@ class Worker:
         setup = json.loads(sys.stdin.readline())
         if not self.run_code(setup, "<setup>"):
             return
-        sys.addaudithook(Fence(sandbox, setup.get("course_dirs", [])))
+        forbidden = setup.get("forbidden", [])
+        for name in forbidden:  # an exercise that must be written without it: `import` now fails
+            sys.modules[name] = None
+        sys.addaudithook(Fence(sandbox, setup.get("course_dirs", []), forbidden))
         for line in sys.stdin:
             command = json.loads(line)
             if command["op"] == "cell":
