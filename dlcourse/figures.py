@@ -5,8 +5,10 @@ state, so it works the same in a script, a test and a notebook), saves it when
 given a path, and returns it: a notebook cell that ends with the call shows it.
 """
 import csv
+import functools
 
 import numpy as np
+from matplotlib import font_manager, ft2font
 from matplotlib.figure import Figure
 
 
@@ -73,4 +75,71 @@ def plot_image_grid(images, titles, path=None, columns=10, suptitle=None):
         axes.axis("off")
     if suptitle:
         figure.suptitle(suptitle)
+    return save(figure, path)
+
+
+@functools.cache
+def hangul_font():
+    """The family name of an installed font that has Hangul syllables, or None.
+
+    Matplotlib's own fonts have none (a Korean label would be drawn as boxes);
+    NanumGothic, Noto Sans CJK KR, Malgun Gothic, … do.
+    """
+    for entry in font_manager.fontManager.ttflist:
+        if "Last Resort" in entry.name:  # matplotlib's stand-in: a box for every character
+            continue
+        try:
+            if 0xAC00 in ft2font.FT2Font(entry.fname).get_charmap():  # 가
+                return entry.name
+        except (OSError, RuntimeError):
+            continue
+    return None
+
+
+def plot_copy_gate(gates, attention, body_tokens, title_tokens, path=None):
+    """The pointer-generator's gate on one example, one row per decoder (title) position t.
+
+    ``gates`` (T,): g_t, the share of the vocabulary softmax in p(token) (1 − g_t is copied);
+    ``attention`` (T, S): the attention weights a_{t,i} over the body's S positions;
+    ``body_tokens`` (S,) and ``title_tokens`` (T,): the characters that label them
+    (``title_tokens[t]``: the token written at position t).
+
+    Left: (1 − g_t) · a_{t,i}, the probability the copy part gives to body
+    position i, i.e. which body characters are copied.  Right: g_t.  Without a
+    Hangul font (``hangul_font``) the characters are labelled by their positions.
+    """
+    gates = np.asarray(gates, dtype="float64")
+    attention = np.asarray(attention, dtype="float64")
+    if gates.ndim != 1 or attention.shape != (len(gates), len(body_tokens)) or len(title_tokens) != len(gates):
+        raise ValueError(f"need gates (T,), attention (T, S), S body and T title tokens; got gates "
+                         f"{gates.shape}, attention {attention.shape}, {len(body_tokens)} body and "
+                         f"{len(title_tokens)} title tokens")
+    font = hangul_font()
+    if font is None:
+        body_labels, title_labels = [str(i) for i in range(len(body_tokens))], [str(t) for t in range(len(gates))]
+        note = " (no Hangul font: positions instead of characters)"
+    else:
+        body_labels, title_labels, note = list(body_tokens), list(title_tokens), ""
+    family = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]
+    steps, length = attention.shape
+    figure = Figure(figsize=(max(6.0, 2.5 + 0.13 * length), 1.6 + 0.28 * steps))
+    grid = figure.add_gridspec(1, 2, width_ratios=(max(length, 1), 12), wspace=0.04)
+    heat = figure.add_subplot(grid[0])
+    copied = (1.0 - gates)[:, None] * attention
+    image = heat.imshow(copied, cmap="Reds", aspect="auto", vmin=0.0, vmax=max(copied.max(), 1e-6),
+                        interpolation="nearest")
+    heat.set_xticks(range(length), body_labels, fontsize=6, family=family)
+    heat.set_yticks(range(steps), title_labels, fontsize=8, family=family)
+    heat.tick_params(axis="x", length=0, rotation=0 if font else 90)
+    heat.set_xlabel("body position i")
+    heat.set_ylabel("title position t")
+    heat.set_title("copied: (1 − g_t) · a_t,i" + note, fontsize=9)
+    bars = figure.add_subplot(grid[1], sharey=heat)
+    bars.barh(range(steps), gates, color="tab:blue")
+    bars.set_xlim(0, 1)
+    bars.axvline(0.5, color="gray", linewidth=0.8, linestyle="--")
+    bars.tick_params(axis="y", labelleft=False)
+    bars.set_xlabel("g_t (write)")
+    bars.set_title("gate", fontsize=9)
+    figure.colorbar(image, ax=[heat, bars], fraction=0.02, pad=0.02)
     return save(figure, path)

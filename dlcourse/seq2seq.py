@@ -18,7 +18,8 @@ The pieces, in the order the lab uses them:
   weights themselves, so the decoder can copy a character of the body it
   attends to, even one it rarely saw in a title (``CopyMixture``).
   ``Seq2Seq`` holds three Keras models over the same
-  layers: one to train, and an encoder plus a one-step decoder to write titles.
+  layers: one to train, and an encoder plus a one-step decoder to write titles;
+  ``Seq2Seq.copy_gates`` reads the gate and the attention for given titles.
 * **Decoding.**  ``greedy_decode`` takes the most likely token at each step;
   ``beam_search`` keeps the ``beam_width`` most likely prefixes.  Both feed
   one token per step and carry the GRU states, so a step never re-reads the
@@ -212,6 +213,18 @@ def _run_decoder(layers, decoder_tokens, encoder_outputs, encoder_tokens, states
     model and the one-step decoder are both built with this function, so they
     compute exactly the same thing.
     """
+    features, weights, new_states = _decode_features(layers, decoder_tokens, encoder_outputs,
+                                                     encoder_tokens, states)
+    probabilities = layers["next_token"](layers["attention_output"](features))
+    if "copy_mixture" in layers:
+        probabilities = layers["copy_mixture"](probabilities, weights, encoder_tokens,
+                                               layers["copy_gate"](features))
+    return probabilities, new_states
+
+
+def _decode_features(layers, decoder_tokens, encoder_outputs, encoder_tokens, states):
+    """The decoder up to the attention: ``([output; context] (B, Td, 2·units),
+    attention weights (B, Td, Te), [final state of every layer])``."""
     hidden = layers["embedding"](decoder_tokens)
     new_states = []
     for index, state in enumerate(states, start=1):
@@ -223,12 +236,7 @@ def _run_decoder(layers, decoder_tokens, encoder_outputs, encoder_tokens, states
     encoder_mask = keras.ops.not_equal(encoder_tokens, PAD_ID)
     context, weights = layers["attention"]([hidden, encoder_outputs], mask=[None, encoder_mask],
                                            return_attention_scores=True)
-    features = layers["attention_concat"]([hidden, context])
-    probabilities = layers["next_token"](layers["attention_output"](features))
-    if "copy_mixture" in layers:
-        probabilities = layers["copy_mixture"](probabilities, weights, encoder_tokens,
-                                               layers["copy_gate"](features))
-    return probabilities, new_states
+    return layers["attention_concat"]([hidden, context]), weights, new_states
 
 
 def build_seq2seq(vocabulary_size, embedding_dim=128, units=300, layers=3, dropout=0.0,
@@ -269,6 +277,7 @@ class Seq2Seq:
         self.training_model = training_model
         self.encoder_model = encoder_model
         self.decoder_step_model = decoder_step_model
+        self._copy_model = None  # built by copy_gates, on first use
         # Decoding calls the step once per token: graph functions skip Keras' per-call overhead.
         self._encode = tf.function(self._encode_eagerly, reduce_retracing=True)
         self._step = tf.function(self._step_eagerly, reduce_retracing=True)
@@ -302,6 +311,33 @@ class Seq2Seq:
     @property
     def vocabulary_size(self):
         return self.training_model.output_shape[-1]
+
+    def copy_gates(self, encoder_ids, decoder_ids):
+        """What the copy mechanism does while the decoder reads ``decoder_ids`` (teacher forcing):
+        ``(gates (B, Td), attention weights (B, Td, Te))``, NumPy float32 arrays.
+
+        ``gates[b, t]`` is g, the weight of the vocabulary softmax at decoder
+        position t (1 − g goes to copying); ``weights[b, t, i]`` is the
+        attention on encoder position i, which is also how the copy part
+        shares 1 − g among the body's characters.  Values at padded decoder
+        positions mean nothing.  ValueError for a model built with ``copy=False``.
+        """
+        if self._copy_model is None:
+            named = {layer.name: layer for layer in self.training_model.layers}
+            if "copy_gate" not in named:
+                raise ValueError("this model has no copy gate (it was built with copy=False)")
+            encoder_tokens = keras.Input((None,), dtype="int32", name="encoder_tokens")
+            decoder_tokens = keras.Input((None,), dtype="int32", name="decoder_tokens")
+            encoder_outputs, states = _run_encoder(named, encoder_tokens)
+            features, weights, _ = _decode_features(named, decoder_tokens, encoder_outputs,
+                                                    encoder_tokens, states)
+            gates = keras.ops.squeeze(named["copy_gate"](features), axis=-1)
+            self._copy_model = keras.Model([encoder_tokens, decoder_tokens], [gates, weights],
+                                           name="seq2seq_copy_gates")
+        gates, weights = self._copy_model([np.asarray(encoder_ids, dtype="int32"),
+                                           np.asarray(decoder_ids, dtype="int32")], training=False)
+        return (keras.ops.convert_to_numpy(gates).astype("float32"),
+                keras.ops.convert_to_numpy(weights).astype("float32"))
 
     def _encode_eagerly(self, encoder_ids):
         return self.encoder_model(encoder_ids, training=False)

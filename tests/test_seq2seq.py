@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcourse import hangul, seq2seq
+from dlcourse import figures, hangul, seq2seq
 from dlcourse.seq2seq import END_ID, FORBIDDEN_IDS, PAD_ID, START_ID, UNK_ID
 
 
@@ -158,6 +158,56 @@ def test_the_copy_gate_mixes_the_softmax_with_the_attention_over_the_body():
             layer.set_weights(model.training_model.get_layer(layer.name).get_weights())
     np.testing.assert_allclose(written, plain.training_model(inputs, training=False).numpy(),
                                atol=1e-6)
+
+
+def test_copy_gates_are_the_gate_and_attention_the_training_model_mixes_with():
+    """p(token) = g · p_vocabulary(token) + (1 − g) · Σ_{i: x_i = token} a_i: what is left after
+    taking the copy part away is g · (a distribution), so it is non-negative and sums to g."""
+    model = small_model(copy=True)
+    sharpen(model, 10)
+    rng = np.random.default_rng(2)
+    encoder_ids = random_ids(rng, (2, 7), 11)
+    encoder_ids[1, 3:] = PAD_ID
+    decoder_ids = random_ids(rng, (2, 5), 11)
+    decoder_ids[:, 0] = START_ID
+    gates, weights = model.copy_gates(encoder_ids, decoder_ids)
+    assert gates.shape == (2, 5) and weights.shape == (2, 5, 7)
+    assert gates.dtype == weights.dtype == np.float32
+    assert np.all((gates > 0) & (gates < 1)) and np.ptp(gates) > 1e-4
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+    assert np.all(weights[1, :, 3:] == 0.0)  # never on the padding
+
+    probabilities = model.training_model({"encoder_tokens": encoder_ids, "decoder_tokens": decoder_ids},
+                                         training=False).numpy()
+    copied = np.einsum("btj,bjv->btv", weights, np.eye(11)[encoder_ids])
+    written = probabilities - (1.0 - gates)[..., None] * copied
+    assert written.min() > -1e-5
+    np.testing.assert_allclose(written.sum(axis=-1), gates, atol=1e-5)
+    again, _ = model.copy_gates(encoder_ids[:1], decoder_ids[:1])  # the model is built once, reused
+    np.testing.assert_allclose(again, gates[:1], atol=1e-6)
+
+    with pytest.raises(ValueError, match="no copy gate"):
+        small_model(copy=False).copy_gates(encoder_ids, decoder_ids)
+
+
+@pytest.mark.parametrize("font", [None, "DejaVu Sans"])
+def test_plot_copy_gate_draws_the_copied_probability_and_the_gate(tmp_path, monkeypatch, font):
+    monkeypatch.setattr(figures, "hangul_font", lambda: font)
+    rng = np.random.default_rng(3)
+    gates = rng.uniform(size=4)
+    attention = rng.dirichlet(np.ones(6), size=4)
+    title = ["가", "다", "라", "</s>"]
+    path = tmp_path / "copy_gate.png" if font is None else None  # DejaVu has no Hangul: not drawn
+    figure = figures.plot_copy_gate(gates, attention, list("가나 다라마"), title, path)
+    assert path is None or path.stat().st_size > 0
+    heat, bars = (axes for axes in figure.axes if axes.get_label() != "<colorbar>")
+    np.testing.assert_allclose(heat.images[0].get_array(), (1 - gates)[:, None] * attention)
+    np.testing.assert_allclose([patch.get_width() for patch in bars.patches], gates)
+    labels = [label.get_text() for label in heat.get_yticklabels()]
+    assert labels == (["0", "1", "2", "3"] if font is None else title)
+    assert len(heat.get_xticklabels()) == 6
+    with pytest.raises(ValueError, match="attention"):
+        figures.plot_copy_gate(gates, attention[:, :5], list("가나 다라마"), title)
 
 
 def test_masked_loss_ignores_padding():
