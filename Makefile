@@ -1,4 +1,4 @@
-# `make run` and `make test` set everything up themselves: they create .venv
+# `make notebook`, `make run` and `make test` set everything up themselves: they create .venv
 # when it is missing and install the package with what it needs.
 PYTHON ?= python3
 VENV := .venv
@@ -12,8 +12,10 @@ NOTEBOOK_STAMP := $(VENV)/.notebook-kernel
 run: $(STAMP)
 	$(BIN)/python -m labs.week1 $(ARGS)
 
+# Two pytest workers (pytest-xdist): most tests wait on a subprocess or a kernel, so two share 2 cores well.
+PYTEST_JOBS ?= 2
 test: $(STAMP) jail-tools $(NOTEBOOK_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_JOBS) $(PYTEST_ARGS)
 
 # JupyterLab at the repository root with notebooks/ open, on the course's kernel.
 # ARGS go to JupyterLab, e.g. ARGS="--no-browser --port 8899".

@@ -46,6 +46,8 @@ def test_the_getting_started_notebook_runs_and_says_where_runs_go(monkeypatch, t
     text = "".join(output.get("text", "") for output in outputs)
     assert f"{tmp_path / 'runs'}에 저장됩니다" in text and "Keras 3." in text and "GPU:" in text
     assert [output for output in outputs if "image/png" in output.get("data", {})]
+    errors = "".join(output.get("text", "") for output in outputs if output.get("name") == "stderr")
+    assert "cuda" not in errors.lower() and "absl" not in errors, errors
 
 
 def test_every_lab_notebook_has_a_row_in_the_getting_started_table():
