@@ -28,6 +28,7 @@ from dlcourse.grading.notebooks import (
     student_code,
 )
 from dlcourse.grading.results import write_class_csv, write_results
+from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
 from tests.grading_toy import DOUBLE_SOLUTION, FAST, JAIL, digest, scores, submission, toy_notebook
 
@@ -184,6 +185,20 @@ def test_an_exercise_that_uses_a_forbidden_module_scores_zero_and_the_rest_count
     imported_total = results[0].tests[2].output
     assert "uses statistics, which this exercise does not allow" in imported_total
     assert "blocked by the grader: import statistics" in results[1].tests[2].output
+
+
+def test_a_slow_worker_start_does_not_count_against_the_first_test(tmp_path):
+    """Importing Keras in the setup cell can take longer than a test may: only the test is timed."""
+    notebook = toy_notebook()
+    setup = next(cell for cell in notebook.cells if cell.metadata.get("grading", {}).get("role") == "setup")
+    setup.source = "import time\nimport numpy as np\ntime.sleep(2.5)  # a slow import"
+    nbformat.write(notebook, tmp_path / "toy.ipynb")
+    lab = load_lab(tmp_path / "toy.ipynb")
+    limits = Limits(test_seconds=1.5, submission_seconds=60, memory_mib=2048, output_bytes=64 << 10)
+    student = submission(tmp_path, "kim", "def double(x):\n" + DOUBLE_SOLUTION, notebook=notebook)
+    results = grade_all(lab, reference_values(lab, limits, JAIL), [student], limits, tmp_path / "out",
+                        jail=JAIL, progress=False)
+    assert results[0].score == lab.max_score, [(test.name, test.output) for test in results[0].tests]
 
 
 # Each adversarial submission breaks `double` (3 points) and keeps `total` right (2 points).
