@@ -91,3 +91,21 @@ def test_solutions_score_full_marks_and_the_release_zero(name, released, tmp_pat
         (test.name, test.output) for result in results for test in result.tests][:6]
     assert lab.max_score > 0
     assert all("NotImplementedError" in test.output for test in results[1].tests), name
+
+
+def test_week3_syllables_cannot_be_split_with_unicodedata(released, tmp_path):
+    lab = load_lab(LABS["week3_char_rnn"])
+    assert lab.forbidden["decompose_syllable"] == ("unicodedata",)
+    notebook = nbformat.read(LABS["week3_char_rnn"], as_version=4)
+    for cell in notebook.cells:
+        if grading_of(cell).get("role") == "exercise" and grading_of(cell)["exercise"] == "decompose_syllable":
+            cell.source = ("import unicodedata\n\ndef decompose_syllable(char):\n"
+                           "    initial, medial, *final = unicodedata.normalize('NFD', char)\n"
+                           "    return initial, medial, ''.join(final)\n")
+    nbformat.write(notebook, tmp_path / "nfd.ipynb")
+    limits = Limits()
+    results = grade_all(lab, reference_values(lab, limits, JAIL), [tmp_path / "nfd.ipynb"], limits,
+                        tmp_path / "out", jail=JAIL, progress=False)
+    lost = {test.name: test.output for test in results[0].tests if test.score < test.max_score}
+    assert set(lost) == {test.name for test in lab.tests if test.exercise == "decompose_syllable"}
+    assert all("uses unicodedata, which this exercise does not allow" in output for output in lost.values())
