@@ -201,6 +201,21 @@ def test_a_slow_worker_start_does_not_count_against_the_first_test(tmp_path):
     assert results[0].score == lab.max_score, [(test.name, test.output) for test in results[0].tests]
 
 
+def test_a_test_with_a_timeout_of_its_own_gives_a_slow_call_that_time(tmp_path):
+    """A test that trains a model says "timeout": its calls may use it, not only --test-timeout."""
+    notebook = toy_notebook()
+    first = next(cell for cell in notebook.cells if cell.metadata.get("grading", {}).get("test") == "double_small")
+    first.metadata["grading"]["timeout"] = 5
+    nbformat.write(notebook, tmp_path / "toy.ipynb")
+    lab = load_lab(tmp_path / "toy.ipynb")
+    limits = Limits(test_seconds=1.0, submission_seconds=60, memory_mib=2048, output_bytes=64 << 10)
+    slow = "import time\ndef double(x):\n    time.sleep(1.5)  # training\n" + DOUBLE_SOLUTION
+    results = grade_all(lab, reference_values(lab, limits, JAIL), [submission(tmp_path, "kim", slow, notebook=notebook)],
+                        limits, tmp_path / "out", jail=JAIL, progress=False)
+    assert scores(results)["kim"]["double_small"] == 1, results[0].tests[0].output
+    assert scores(results)["kim"]["double_matrix"] == 0 and "time" in results[0].tests[1].output
+
+
 # Each adversarial submission breaks `double` (3 points) and keeps `total` right (2 points).
 ATTACKS = {
     "raises": ("def double(x):\n    raise ValueError('no')\n", "ValueError"),

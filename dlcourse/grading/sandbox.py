@@ -302,7 +302,9 @@ class Session:
         try:
             if self.worker is None:
                 self._start_outside_the_test()
-            reply = self.worker.request(command, self._seconds(self.limits.test_seconds))
+            # A call may use what is left of its test's time (a test that trains has a "timeout" of its own).
+            budget = self.limits.test_seconds if self.deadline is None else self.deadline - time.monotonic()
+            reply = self.worker.request(command, self._seconds(budget))
         except WorkerBroken:
             self._stop()
             raise
