@@ -6,6 +6,7 @@ They run here, in this process (they are ours, not a student's), through
 the grader's own test runner and comparison, so "loses points" means what
 it means when grading.
 """
+import dataclasses
 import functools
 import importlib
 
@@ -13,7 +14,7 @@ import pytest
 
 from dlcourse.grading import wire
 from dlcourse.grading.compare import compare
-from dlcourse.grading.notebooks import graded_notebooks, load_lab
+from dlcourse.grading.notebooks import defined_names, graded_notebooks, load_lab
 from dlcourse.grading.runner import run_tests
 from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
@@ -67,10 +68,15 @@ def test_every_exercise_has_mistakes_that_must_fail():
 def test_a_wrong_answer_loses_points(name, exercise, label):
     lab, expected = lab_and_expected(name)
     assert exercise in lab.exercises, f"{name} has no exercise {exercise!r}"
-    cells = {**reference_cells(lab), exercise: mistakes_of(name)[exercise][label]}
-    outcomes = run_tests(lab, InProcess(lab, cells), Limits())
+    wrong = mistakes_of(name)[exercise][label]
+    cells = {**reference_cells(lab), exercise: wrong}
+    # This exercise's tests, and any other test that calls what the wrong cell defines.
+    names = set(defined_names(wrong)) | set(defined_names(lab.exercises[exercise][1]))
+    relevant = dataclasses.replace(lab, tests=[test for test in lab.tests if test.exercise == exercise
+                                               or any(name in test.source for name in names)])
+    outcomes = run_tests(relevant, InProcess(lab, cells), Limits())
     lost = []
-    for test in lab.tests:
+    for test in relevant.tests:
         outcome = outcomes[test.name]
         if outcome.error is not None or not compare(expected[test.name], outcome.value, test.rtol, test.atol)[0]:
             lost.append(test)

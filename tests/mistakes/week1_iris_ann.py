@@ -58,3 +58,27 @@ def predict_species(train_features, train_labels, test_features):
 """,
     },
 }
+
+MISTAKES["standardize"] = {
+    "mean and std over the flowers' rows instead of per feature": """
+def standardize(train_features, features):
+    train_features = np.asarray(train_features, dtype=float)
+    return (np.asarray(features) - train_features.mean()) / np.maximum(train_features.std(), 1e-7)
+""",
+    "statistics of the flowers being standardised, not of train": """
+def standardize(train_features, features):
+    features = np.asarray(features, dtype=float)
+    return (features - features.mean(axis=0)) / np.maximum(features.std(axis=0), 1e-7)
+""",
+    "sample standard deviation (ddof=1)": """
+def standardize(train_features, features):
+    train_features = np.asarray(train_features, dtype=float)
+    std = np.maximum(train_features.std(axis=0, ddof=1), 1e-7)
+    return (np.asarray(features) - train_features.mean(axis=0)) / std
+""",
+    "no guard for a constant feature (0 / 0)": """
+def standardize(train_features, features):
+    train_features = np.asarray(train_features, dtype=float)
+    return (np.asarray(features) - train_features.mean(axis=0)) / train_features.std(axis=0)
+""",
+}
