@@ -26,7 +26,7 @@ def test_the_kernel_is_this_environments_python(tmp_path):
 
 
 def test_runs_from_a_notebook_land_in_the_repository_whatever_the_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("DLCOURSE_RUNS_DIR", raising=False)
+    monkeypatch.setenv("DLCOURSE_RUNS_DIR", "")  # unset for setup(), and put back as it was afterwards
     monkeypatch.chdir(tmp_path)
     assert repository_root() == REPO
     assert setup() == REPO / "runs"
