@@ -115,6 +115,10 @@ class WorkerProcess:
         self.buffer = b""
         with _LIVE_LOCK:
             _LIVE_WORKERS.add(self)
+            stopped = _STOPPING.is_set()  # kill_all_workers sets it before it reads the set
+        if stopped:  # Ctrl-C came while this one was starting: kill_all_workers did not see it
+            self.close()
+            raise WorkerBroken("the grader was stopped")
 
     def request(self, command, seconds):
         """Send ``command``; its reply (a dict) within ``seconds``, or ``WorkerBroken``."""
