@@ -474,7 +474,9 @@ def test_a_stopped_grader_leaves_no_worker_behind(toy, tmp_path, how):
          "--trusted-submissions",
          "--out", str(tmp_path / "out"), "--quiet", "--test-timeout", "60", *map(str, loops)],
         cwd=REPO, env={**os.environ, "TMPDIR": str(temporary)}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True,
+        # as from a terminal: a pytest-xdist worker ignores SIGINT, and its children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while len(workers_running(str(temporary))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
