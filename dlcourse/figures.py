@@ -10,6 +10,8 @@ import functools
 import numpy as np
 from matplotlib import font_manager, ft2font
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 
 def save(figure, path):
@@ -68,7 +70,7 @@ def plot_image_grid(images, titles, path=None, columns=10, suptitle=None):
     """Small grayscale images in a grid, each with a short title (e.g. 'true 4 → 9')."""
     rows = max(1, int(np.ceil(len(images) / columns)))
     figure = Figure(figsize=(1.2 * columns, 1.4 * rows))
-    for index, (image, title) in enumerate(zip(images, titles)):
+    for index, (image, title) in enumerate(zip(images, titles, strict=False)):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.imshow(np.squeeze(image), cmap="gray_r")
         axes.set_title(title, fontsize=8)
@@ -83,17 +85,28 @@ def hangul_font():
     """The family name of an installed font that has Hangul syllables, or None.
 
     Matplotlib's own fonts have none (a Korean label would be drawn as boxes);
-    NanumGothic, Noto Sans CJK KR, Malgun Gothic, … do.
+    NanumGothic, Noto Sans CJK KR, Malgun Gothic, … do.  Matplotlib lists the
+    fonts it found when it built its font cache; one installed later (``apt-get
+    install fonts-nanum`` after the first plot) is looked up among the system's
+    fonts and added, so it is used without deleting the cache by hand.
     """
-    for entry in font_manager.fontManager.ttflist:
-        if "Last Resort" in entry.name:  # matplotlib's stand-in: a box for every character
-            continue
-        try:
-            if 0xAC00 in ft2font.FT2Font(entry.fname).get_charmap():  # 가
-                return entry.name
-        except (OSError, RuntimeError):
-            continue
-    return None
+    known = [entry for entry in font_manager.fontManager.ttflist
+             if "Last Resort" not in entry.name]  # matplotlib's stand-in: a box for every character
+    for entry in known:
+        if _has_hangul(entry.fname):
+            return entry.name
+    installed_later = sorted(set(font_manager.findSystemFonts()) - {entry.fname for entry in known})
+    found = [path for path in installed_later if _has_hangul(path)]
+    for path in found:
+        font_manager.fontManager.addfont(path)
+    return font_manager.FontProperties(fname=found[0]).get_name() if found else None
+
+
+def _has_hangul(path):
+    try:
+        return 0xAC00 in ft2font.FT2Font(path).get_charmap()  # 가
+    except (OSError, RuntimeError):
+        return False
 
 
 def plot_copy_gate(gates, attention, body_tokens, title_tokens, path=None):
@@ -142,4 +155,85 @@ def plot_copy_gate(gates, attention, body_tokens, title_tokens, path=None):
     bars.set_xlabel("g_t (write)")
     bars.set_title("gate", fontsize=9)
     figure.colorbar(image, ax=[heat, bars], fraction=0.02, pad=0.02)
+    return save(figure, path)
+
+
+def _labels(korean, english):
+    """Korean labels and the font family to draw them, or English ones where no font has Hangul."""
+    font = hangul_font()
+    return (korean, [font, "DejaVu Sans"]) if font else (english, ["DejaVu Sans"])
+
+
+def plot_score_histogram(scores, max_score, lab, path=None):
+    """How a class's total scores spread: one bar per possible score from 0 to ``max_score``.
+
+    Bars are a point wide (half a point where some score is not whole, wider
+    when that would make more than 60 bars), so a bar is a score a student can
+    get; the class mean and median are drawn as vertical lines.
+    """
+    scores = np.asarray(scores, dtype="float64")
+    step = 1.0 if np.all(scores == np.round(scores)) and float(max_score).is_integer() else 0.5
+    while max_score / step > 60:
+        step *= 2
+    bins = int(np.ceil(max_score / step)) + 1
+    edges = (np.arange(bins + 1) - 0.5) * step
+    mean, median = float(np.mean(scores)), float(np.median(scores))
+    text, family = _labels(
+        {"title": f"{lab}: {len(scores)}명의 총점 분포", "x": f"총점 (만점 {max_score:g}점)", "y": "학생 수",
+         "mean": f"평균 {mean:.2f}점", "median": f"중앙값 {median:g}점"},
+        {"title": f"{lab}: total scores of {len(scores)} students", "x": f"total score (max {max_score:g})",
+         "y": "students", "mean": f"mean {mean:.2f}", "median": f"median {median:g}"})
+    figure = Figure(figsize=(7, 3.8))
+    axes = figure.add_subplot()
+    axes.hist(scores, bins=edges, color="tab:blue", edgecolor="white", rwidth=0.9)
+    axes.axvline(mean, color="tab:red", linestyle="--", linewidth=1.6, label=text["mean"])
+    axes.axvline(median, color="black", linestyle=":", linewidth=1.8, label=text["median"])
+    axes.set_xlim(edges[0] - step / 2, edges[-1] + step / 2)
+    if bins <= 30:
+        axes.set_xticks(np.arange(bins) * step)
+        axes.tick_params(axis="x", labelsize=8)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(text["x"], family=family)
+    axes.set_ylabel(text["y"], family=family)
+    axes.set_title(text["title"], family=family)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), prop={"family": family})  # never over a bar
+    return save(figure, path)
+
+
+def plot_pass_rates(tests, lab, path=None):
+    """Which tests a class passed: one horizontal bar per test, in the notebook's order.
+
+    ``tests``: ``(exercise, test id, pass rate from 0 to 1, hidden)`` per test.
+    Each exercise has its colour, a line separates the exercises, and a hidden
+    test's bar is hatched, so a low bar reads as "this part of this exercise".
+    """
+    tests = list(tests)
+    exercises = list(dict.fromkeys(exercise for exercise, *_ in tests))
+    colour = {exercise: f"C{index % 10}" for index, exercise in enumerate(exercises)}
+    text, family = _labels(
+        {"title": f"{lab}: 테스트별 통과율", "x": "통과한 학생 (%)", "visible": "공개 테스트",
+         "hidden": "숨김 테스트"},
+        {"title": f"{lab}: pass rate per test", "x": "students who passed (%)", "visible": "visible test",
+         "hidden": "hidden test"})
+    figure = Figure(figsize=(8, 1.4 + 0.34 * len(tests)))
+    axes = figure.add_subplot()
+    for row, (exercise, _, rate, hidden) in enumerate(tests):
+        axes.barh(row, 100 * rate, color=colour[exercise], alpha=0.45 if hidden else 1.0,
+                  hatch="///" if hidden else None, edgecolor=colour[exercise], linewidth=1.0)
+        axes.text(100 * rate + 1.5, row, f"{rate:.0%}", va="center", fontsize=8)
+        if row and exercise != tests[row - 1][0]:
+            axes.axhline(row - 0.5, color="gray", linewidth=0.8)
+    axes.set_yticks(range(len(tests)), [name for _, name, *_ in tests], fontsize=8)
+    axes.invert_yaxis()  # the notebook's first test on top
+    axes.set_xlim(0, 112)
+    axes.set_xticks(range(0, 101, 20))
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_xlabel(text["x"], family=family)
+    axes.set_title(text["title"], family=family)
+    handles = [Patch(facecolor=colour[exercise], label=exercise) for exercise in exercises]
+    handles += [Patch(facecolor="lightgray", edgecolor="gray", label=text["visible"]),
+                Patch(facecolor="white", edgecolor="gray", hatch="///", label=text["hidden"])]
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                prop={"family": family, "size": 8})
     return save(figure, path)

@@ -48,13 +48,17 @@ def toy_notebook(double_tests=None):
     return notebook
 
 
-def submission(folder, name, double_code, total_code=None, notebook=None):
-    """A student's notebook: the released toy lab with the two exercise cells replaced."""
+def submission(folder, name, double_code, total_code=None, notebook=None, cells=None):
+    """A student's notebook: the released toy lab with the two exercise cells replaced.
+
+    ``cells``, ``{exercise: code}``, replaces the exercise cells of another ``notebook``.
+    """
     notebook = release(notebook or toy_notebook())
+    codes = cells or {"double": double_code, "total": total_code or TOTAL_SOLUTION}
     for cell in notebook.cells:
         exercise = cell.metadata.get("grading", {}).get("exercise")
         if cell.metadata.get("grading", {}).get("role") == "exercise":
-            cell.source = {"double": double_code, "total": total_code or TOTAL_SOLUTION}[exercise]
+            cell.source = codes[exercise]
     path = folder / "submissions" / f"{name}.ipynb"
     path.parent.mkdir(exist_ok=True)
     nbformat.write(notebook, path)

@@ -48,5 +48,5 @@ def test_the_whole_notebook_and_the_students_variables_are_left_alone():
 def test_an_unknown_exercise_or_notebook_is_one_korean_line(tmp_path):
     with pytest.raises(ValueError, match="있는 연습: softmax, cross_entropy"):
         Checker(LAB)("sotfmax", {})
-    with pytest.raises(FileNotFoundError, match="no_such_lab.ipynb 를 찾을 수 없습니다"):
+    with pytest.raises(FileNotFoundError, match="no_such_lab.ipynb를 찾을 수 없습니다"):
         Checker("no_such_lab", folder=tmp_path)

@@ -30,7 +30,7 @@ from dlcourse.grading.notebooks import (
 from dlcourse.grading.results import write_class_csv, write_results
 from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
-from tests.grading_toy import DOUBLE_SOLUTION, FAST, JAIL, digest, scores, submission, toy_notebook
+from tests.grading_toy import DOUBLE_SOLUTION, FAST, JAIL, digest, graded, scores, submission, toy_notebook
 
 DOUBLE_TESTS = ("double_small", "double_matrix")
 
@@ -303,7 +303,7 @@ def test_attacks_cost_only_what_they_broke_and_the_grader_finishes(toy, tmp_path
         assert set(lost) == set(DOUBLE_TESTS), (name, lost)
         assert all(reason in output for output in lost.values()), (name, lost)
         saved = json.loads((out / name / "results.json").read_text(encoding="utf-8"))
-        assert saved["score"] == 2 and saved["max_score"] == 5, name
+        assert saved["score"] == 2 and saved["extra_data"]["max_score"] == 5, name
     assert {path: digest(path) for path in watched} == watched, "no file of the grader's was changed"
     assert not accepted, "no submission reached the network"
 
@@ -329,7 +329,7 @@ def test_submissions_that_are_not_usable_notebooks_get_zero_with_a_reason(toy, t
                         jail=JAIL, progress=False)
     assert [result.score for result in results] == [0, 0]
     assert "not a readable notebook" in results[0].problem
-    assert "no toy.ipynb" in results[1].problem
+    assert "no notebook (.ipynb)" in results[1].problem and "hand in toy.ipynb" in results[1].problem
 
 
 def test_a_folder_submission_and_cells_found_by_id_when_the_metadata_is_gone(toy, tmp_path):
@@ -371,7 +371,7 @@ def test_results_json_and_the_class_csv(toy, tmp_path):
                        FAST, out, jail=JAIL, progress=False)
     write_class_csv(second, lab, out)
     saved = json.loads((out / "toy" / "results.json").read_text(encoding="utf-8"))
-    assert saved["score"] == saved["max_score"] == 5
+    assert saved["score"] == saved["extra_data"]["max_score"] == 5
     assert [(test["name"], test["visibility"]) for test in saved["tests"]] == [
         ("double: double_small", "visible"), ("double: double_matrix", "hidden"),
         ("total: total_small", "visible"), ("total: total_matrix", "hidden")]
@@ -380,11 +380,62 @@ def test_results_json_and_the_class_csv(toy, tmp_path):
     assert [row.split(",")[:3] for row in rows[1:]] == [["choi", "2", "5"], ["toy", "5", "5"]]
 
 
+def random_notebook():
+    """A lab whose reference solution draws random numbers from Python's and NumPy's global generators."""
+    notebook = toy_notebook()
+    solution = "    return np.random.random(n) + random.random()\n"
+    notebook.cells = [
+        graded("import random\nimport numpy as np", role="setup"),
+        graded("def noisy(n):\n    ### BEGIN SOLUTION\n" + solution + "    ### END SOLUTION\n",
+               role="exercise", exercise="noisy"),
+        graded("noisy(3)", role="test", test="one_call", exercise="noisy", points=1, visibility="visible"),
+        graded("first = noisy(2)\nsecond = noisy(2)\nassert not np.allclose(first, second), 'two draws'\n"
+               "[first, second]", role="test", test="two_calls", exercise="noisy", points=1, visibility="hidden"),
+    ]
+    for index, cell in enumerate(notebook.cells):
+        cell.id = f"random-{index}"
+    return notebook
+
+
+def test_grading_is_reproducible_and_the_seed_is_recorded(tmp_path):
+    """Each call starts from a seed named by the grading seed, the test and the call: same submission, same grade."""
+    source = tmp_path / "instructor"
+    source.mkdir()
+    nbformat.write(random_notebook(), source / "random_lab.ipynb")
+    lab = load_lab(source / "random_lab.ipynb")
+    same = submission(tmp_path, "same", None, notebook=random_notebook(),
+                      cells={"noisy": "def noisy(n):\n    return np.random.random(n) + random.random()\n"})
+    other = submission(tmp_path, "other", None, notebook=random_notebook(),
+                       cells={"noisy": "def noisy(n):\n    return np.random.random(n)\n"})
+    # Draws once more than the reference after its first call: later calls must not feel it.
+    extra = submission(tmp_path, "extra", None, notebook=random_notebook(), cells={"noisy": (
+        "drawn = []\ndef noisy(n):\n    value = np.random.random(n) + random.random()\n"
+        "    if not drawn:\n        drawn.append(np.random.random())\n    return value\n")})
+
+    def grade(seed, out):
+        expected = reference_values(lab, FAST, JAIL, seed)
+        results = grade_all(lab, expected, [same, other, extra], FAST, out, jail=JAIL, progress=False, seed=seed)
+        write_results(results, lab, out)
+        return {result.student: json.loads((out / result.student / "results.json").read_text(encoding="utf-8"))
+                for result in results}
+
+    first, again, seven = grade(0, tmp_path / "first"), grade(0, tmp_path / "again"), grade(7, tmp_path / "seven")
+    for saved in (first, again, seven):
+        assert saved["same"]["score"] == saved["extra"]["score"] == 2  # drawn as the reference draws
+        assert saved["other"]["score"] == 0
+    for student in ("same", "other"):
+        first[student].pop("execution_time"), again[student].pop("execution_time")
+        assert first[student] == again[student]
+    assert first["other"]["extra_data"]["seed"] == 0 and seven["other"]["extra_data"]["seed"] == 7
+    assert first["other"]["tests"][0]["output"] != seven["other"]["tests"][0]["output"]  # other draws
+
+
 def test_student_names_are_distinct_and_safe(tmp_path):
     (tmp_path / "a b").mkdir()
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "a b.ipynb").write_text("{}")
     assert student_names([tmp_path / "a b", tmp_path / "x" / "a b.ipynb"]) == ["a_b", "a_b-2"]
+    assert student_names([tmp_path / "Report.ipynb"]) == ["Report-2"]  # report/ is the class report's
 
 
 # --- the command line -------------------------------------------------------------------------
@@ -404,6 +455,14 @@ def test_command_line_release_and_grade(toy, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "5 / 5" in done.stdout and "0 / 5" in done.stdout
     assert (tmp_path / "out" / "toy_grades.csv").is_file()
+    # The class report comes with every grading, and again on demand.
+    report = (tmp_path / "out" / "report" / "report.md").read_text(encoding="utf-8")
+    assert "2명의 제출물" in report and "class report:" in done.stdout
+    done = grading_command("report", tmp_path / "out", "--out", tmp_path / "again", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "again" / "report.md").read_text(encoding="utf-8") == report
+    assert {path.name for path in (tmp_path / "again").iterdir()} == {
+        "report.md", "announcement.md", "scores.png", "pass_rate.png", "lms.csv"}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -420,6 +479,13 @@ def test_command_line_errors_are_one_line(toy, tmp_path, args, message):
     assert done.returncode in (1, 2)
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("folder, message", [("missing", "no such folder"), ("instructor", "no results.json under")])
+def test_a_report_of_a_folder_without_results_is_one_line(toy, tmp_path, folder, message):
+    done = grading_command("report", tmp_path / folder, cwd=tmp_path)
+    assert done.returncode in (1, 2)
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_the_audit_hook_alone_blocks_the_network(toy, tmp_path, listener):

@@ -9,8 +9,13 @@
 - ``compare``: does a student's value match the reference solution's?
 - ``grader``: reference values once, then every submission against them.
 - ``results``: Gradescope ``results.json``, the class CSV, the score table.
+- ``report``: the class report: Markdown for the instructor and for an announcement, figures, an LMS CSV.
+- ``gradescope``: the autograder zip for Gradescope, and what it runs for each submission.
+- ``check``: a student's check of the visible tests while working in the notebook.
 
 Command line: ``python -m dlcourse.grading release --out DIR``,
-``python -m dlcourse.grading grade --lab LAB SUBMISSION...`` and
+``python -m dlcourse.grading grade --lab LAB SUBMISSION...``,
+``python -m dlcourse.grading report GRADES_DIR``,
+``python -m dlcourse.grading autograder --lab LAB`` and
 ``python -m dlcourse.grading jail`` (see README).
 """

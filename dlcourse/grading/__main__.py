@@ -1,4 +1,4 @@
-"""``python -m dlcourse.grading release|grade|jail``: the instructor's commands."""
+"""``python -m dlcourse.grading release|grade|report|autograder|jail``: the instructor's commands."""
 import argparse
 import os
 import sys
@@ -6,8 +6,22 @@ from pathlib import Path
 
 from dlcourse.cli import OneLineParser, UsageError, positive_float, positive_int
 from dlcourse.grading.grader import find_notebook, grade_all, reference_values
-from dlcourse.grading.jail import LAYERS, UID_BASE, JailError, choose_jail, readable_by, why_not
-from dlcourse.grading.notebooks import NotebookError, graded_notebooks, load_lab, release_folder
+from dlcourse.grading.gradescope import build as build_autograder
+from dlcourse.grading.jail import (
+    LAYERS,
+    UID_BASE,
+    JailError,
+    choose_jail,
+    readable_by,
+    why_not,
+)
+from dlcourse.grading.notebooks import (
+    NotebookError,
+    graded_notebooks,
+    load_lab,
+    release_folder,
+)
+from dlcourse.grading.report import write_report
 from dlcourse.grading.results import score_table, write_class_csv, write_results
 from dlcourse.grading.sandbox import Limits
 
@@ -22,6 +36,15 @@ def build_parser():
     release.add_argument("--out", required=True, help="folder for the student notebooks")
     release.add_argument("--source", default=str(INSTRUCTOR_NOTEBOOKS), help="the instructor's notebooks")
     commands.add_parser("jail", help="which jails this machine gives the submissions, and why not the others")
+    report = commands.add_parser("report", help="the class report of a results folder: Markdown, figures, LMS CSV")
+    report.add_argument("grades", metavar="GRADES_DIR", help="the folder grade --out wrote (or Gradescope's export)")
+    report.add_argument("--out", default=None, help="folder for the report (default: GRADES_DIR/report)")
+    bundle = commands.add_parser("autograder", help="build a Gradescope autograder zip for one lab",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    bundle.add_argument("--lab", required=True, help="the notebook's name, e.g. week1_softmax_mnist")
+    bundle.add_argument("--out", default=None, help="the zip to write (default: <lab>-autograder.zip)")
+    bundle.add_argument("--source", default=str(INSTRUCTOR_NOTEBOOKS), help="the instructor's notebooks")
+    bundle.add_argument("--seed", type=int, default=0, help="grading seed (see grade --seed)")
     grade = commands.add_parser("grade", help="grade submissions of one lab",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     grade.add_argument("--lab", required=True, help="the notebook's name, e.g. week1_softmax_mnist")
@@ -43,6 +66,9 @@ def build_parser():
                        help="address-space limit of a submission's process, MiB")
     grade.add_argument("--output-limit", type=positive_int, default=Limits.output_bytes >> 10,
                        help="what a submission may print, KiB")
+    grade.add_argument("--seed", type=int, default=0,
+                       help="grading seed: every call of a student's function starts its random generators "
+                            "(Python, NumPy, Keras) from it; recorded in results.json")
     grade.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -101,7 +127,7 @@ def grade(args):
     if jail.name == "none":
         print("warning: no jail: a submission can read the hidden tests and other submissions, change files, "
               "use the network and signal the grader", file=sys.stderr)
-    expected = reference_values(lab, limits, jail)
+    expected = reference_values(lab, limits, jail, args.seed)
     done = []
 
     def save(result):
@@ -110,12 +136,39 @@ def grade(args):
     csv_path = None
     try:
         results = grade_all(lab, expected, args.submissions, limits, out_dir, jail, jobs=args.jobs,
-                            progress=not args.quiet, on_result=save)
+                            progress=not args.quiet, on_result=save, seed=args.seed)
     finally:
         if done:
             csv_path = write_class_csv(done, lab, out_dir)  # what was graded, even after Ctrl-C
     print(score_table(results, lab, jail))
     print(f"results: {out_dir}/<student>/results.json, class table: {csv_path}")
+    try:
+        written = write_report(out_dir)
+    except NotebookError as error:  # the grades are written; a folder the report cannot read must not undo that
+        print(f"no class report: {error}", file=sys.stderr)
+        return
+    print(f"class report: {written['report']} (for students: {written['announcement'].name}), "
+          f"figures: {written['scores'].name}, {written['pass_rate'].name}; LMS table: {written['lms'].name}")
+
+
+def class_report(args):
+    if not os.path.isdir(args.grades):
+        raise UsageError(f"no such folder: {args.grades}")
+    written = write_report(args.grades, args.out)
+    for kind, path in written.items():
+        print(f"{kind:<13} {path}")
+
+
+def autograder(args):
+    labs = graded_notebooks(args.source)
+    if args.lab not in labs:
+        raise UsageError(f"no graded lab {args.lab!r} in {args.source}; choose one of {', '.join(labs) or '(none)'}")
+    print(f"{args.lab}: grading the reference solution to record its values and what grading imports ...",
+          file=sys.stderr)
+    built = build_autograder(labs[args.lab], args.out or f"{args.lab}-autograder.zip", seed=args.seed)
+    print(f"wrote {built['zip']} ({built['bytes'] / 1024:.0f} KiB): {built['tests']} tests, "
+          f"{built['max_score']:g} points, {built['requirements']} pinned packages for Python {built['python']}, "
+          f"{built['modules']} course modules; upload it as the assignment's autograder (Ubuntu image)")
 
 
 def main(argv=None):
@@ -123,7 +176,9 @@ def main(argv=None):
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        {"release": release, "grade": grade, "jail": show_jails}[args.command](args)
+        commands = {"release": release, "grade": grade, "jail": show_jails, "report": class_report,
+                    "autograder": autograder}
+        commands[args.command](args)
     except UsageError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2

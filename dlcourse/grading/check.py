@@ -20,6 +20,7 @@ import nbformat
 import __main__
 from dlcourse.grading.notebooks import grading_of, source_of
 from dlcourse.grading.runner import describe, split_last_expression
+from dlcourse.notebook import repository_root
 
 
 class CheckReport:
@@ -51,14 +52,14 @@ class Checker:
 
     @staticmethod
     def _find(lab, folder):
-        from dlcourse.notebook import repository_root
         places = [pathlib.Path(folder)] if folder else [pathlib.Path.cwd()]
-        if repository_root():
-            places.append(repository_root() / "notebooks")
+        root = repository_root()
+        if root:
+            places.append(root / "notebooks")
         for place in places:
             if (place / f"{lab}.ipynb").is_file():
                 return place / f"{lab}.ipynb"
-        raise FileNotFoundError(f"{lab}.ipynb 를 찾을 수 없습니다 (찾아본 곳: {', '.join(map(str, places))})")
+        raise FileNotFoundError(f"{lab}.ipynb를 찾을 수 없습니다 (찾아본 곳: {', '.join(map(str, places))})")
 
     def tests(self):
         """``[(grading metadata, source)]`` of every test cell in the notebook, in order."""

@@ -40,6 +40,7 @@ class Result:
     tests: list = field(default_factory=list)
     seconds: float = 0.0
     problem: str = ""  # why nothing could run (no notebook, unreadable file), else ""
+    seed: int = None   # the grading seed every call of the student's code started from
 
     @property
     def score(self):
@@ -50,10 +51,14 @@ class Result:
         return sum(test.max_score for test in self.tests)
 
 
-def reference_values(lab, limits, jail):
-    """``{test name: value}`` from the instructor's own solution; every test must pass on it."""
+def reference_values(lab, limits, jail, seed=0):
+    """``{test name: value}`` from the instructor's own solution; every test must pass on it.
+
+    Computed with the grading ``seed`` the students are graded with, so a
+    solution that draws random numbers as the reference does gets its values.
+    """
     cells = {exercise: code for exercise, (_, code) in lab.exercises.items()}
-    with Session(jail, lab.setup, cells, limits, lab.helpers, lab.all_forbidden) as session:
+    with Session(jail, lab.setup, cells, limits, lab.helpers, lab.all_forbidden, seed) as session:
         outcomes = run_tests(lab, session, limits)
         cell_failures = dict(session.cell_failures)
     for exercise, reason in cell_failures.items():
@@ -95,8 +100,11 @@ def find_notebook(submission, lab_name):
         return named[0]
     if len(found) == 1:
         return found[0]
-    raise NotebookError(f"no {lab_name}.ipynb in {submission.name}/ "
-                        f"({len(found)} other notebooks)")
+    if not found:
+        raise NotebookError(f"no notebook (.ipynb) in what was handed in; hand in {lab_name}.ipynb")
+    shown = ", ".join(path.name for path in found[:4]) + (" ..." if len(found) > 4 else "")
+    raise NotebookError(f"{len(found)} notebooks handed in ({shown}) and none is named {lab_name}.ipynb; "
+                        f"name the one to grade {lab_name}.ipynb")
 
 
 def student_names(submissions):
@@ -104,9 +112,10 @@ def student_names(submissions):
 
     Only letters, digits, ``_``, ``-`` and inner dots survive, so no name can
     leave the results folder; names that differ only in case are made
-    distinct too (a case-insensitive disk would merge them).
+    distinct too (a case-insensitive disk would merge them), and none is the
+    class report's folder.
     """
-    names, seen = [], set()
+    names, seen = [], {"report"}  # report/ holds the class report
     for submission in submissions:
         path = Path(submission)
         stem = path.stem if path.suffix == ".ipynb" else path.name
@@ -132,9 +141,9 @@ def _test_result(test, outcome, expected, cell_failures):
                       "passed" if same else reason, test.visibility)
 
 
-def grade_submission(lab, expected, submission, student, limits, jail, output_dir=None):
+def grade_submission(lab, expected, submission, student, limits, jail, output_dir=None, seed=0):
     """One submission's ``Result``; its printed output is kept in ``output_dir/output.log``."""
-    result = Result(student=student, submission=str(submission))
+    result = Result(student=student, submission=str(submission), seed=seed)
     try:
         notebook = find_notebook(submission, lab.name)
         cells = student_code(notebook, lab)
@@ -150,7 +159,7 @@ def grade_submission(lab, expected, submission, student, limits, jail, output_di
         if used:
             missing[exercise] = f"uses {', '.join(used)}, which this exercise does not allow (write it yourself)"
     ordered = {exercise: cells[exercise] for exercise in lab.exercises if exercise not in missing}
-    with Session(jail, lab.setup, ordered, limits, lab.helpers, lab.all_forbidden) as session:
+    with Session(jail, lab.setup, ordered, limits, lab.helpers, lab.all_forbidden, seed) as session:
         outcomes = run_tests(lab, session, limits)
         result.seconds = time.monotonic() - session.started
         if output_dir is not None:
@@ -162,7 +171,7 @@ def grade_submission(lab, expected, submission, student, limits, jail, output_di
     return result
 
 
-def grade_all(lab, expected, submissions, limits, out_dir, jail, jobs=2, progress=True, on_result=None):
+def grade_all(lab, expected, submissions, limits, out_dir, jail, jobs=2, progress=True, on_result=None, seed=0):
     """Every submission's ``Result``, in the order given, ``jobs`` of them at a time.
 
     ``on_result(result)`` is called (in this thread) as each submission is
@@ -172,7 +181,7 @@ def grade_all(lab, expected, submissions, limits, out_dir, jail, jobs=2, progres
     names = student_names(submissions)
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = {pool.submit(grade_submission, lab, expected, submission, name, limits, jail,
-                           Path(out_dir) / name): index
+                           Path(out_dir) / name, seed): index
                for index, (submission, name) in enumerate(zip(submissions, names))}
     results = [None] * len(futures)
     try:
@@ -180,7 +189,7 @@ def grade_all(lab, expected, submissions, limits, out_dir, jail, jobs=2, progres
                   disable=not progress) as bar:
             for future in as_completed(futures):
                 index = futures[future]
-                results[index] = _result_of(future, names[index], submissions[index], lab)
+                results[index] = _result_of(future, names[index], submissions[index], lab, seed)
                 if on_result is not None:
                     on_result(results[index])
                 bar.update()
@@ -192,12 +201,12 @@ def grade_all(lab, expected, submissions, limits, out_dir, jail, jobs=2, progres
     return results
 
 
-def _result_of(future, student, submission, lab):
+def _result_of(future, student, submission, lab, seed):
     """The future's result; a grader bug on one submission becomes that submission's problem."""
     try:
         return future.result()
     except Exception as error:  # noqa: BLE001 - one submission must not stop the class
         reason = f"the grader failed on this submission ({type(error).__name__}: {error}); grade it again"
-        return Result(student=student, submission=str(submission), problem=reason,
+        return Result(student=student, submission=str(submission), problem=reason, seed=seed,
                       tests=[TestResult(test.name, test.exercise, 0, test.points, reason, test.visibility)
                              for test in lab.tests])

@@ -8,20 +8,31 @@ from pathlib import Path
 
 
 def gradescope_json(result, lab, jail=None):
-    """The Gradescope autograder format: score, max_score, and one entry per test."""
+    """The Gradescope autograder format: the score, and one entry per test with its points.
+
+    Every field Gradescope documents for a submission and a test is written
+    (``tests/gradescope_schema.json`` holds the schema the tests check);
+    ``extra_data`` keeps what the class report needs: the lab, the jail, the
+    grading seed, and each test's exercise and id.
+    """
     return {
         "score": result.score,
-        "max_score": result.max_score,
         "execution_time": round(result.seconds, 2),
         "output": f"{lab.name}: {result.score:g} / {result.max_score:g}"
                   + (f" ({result.problem})" if result.problem else ""),
-        "stdout_visibility": "hidden",
+        "visibility": "visible",  # each test says its own; a hidden one is never shown to students
+        "stdout_visibility": "hidden",  # the grader's log may name hidden tests
         "tests": [{"name": f"{test.exercise}: {test.name}", "score": test.score,
-                   "max_score": test.max_score, "output": test.output,
+                   "max_score": test.max_score,
+                   "status": "passed" if test.score >= test.max_score else "failed",
+                   "output": test.output,
                    # Gradescope's own words: "visible" at once, "hidden" never to students.
-                   "visibility": test.visibility}
+                   "visibility": test.visibility,
+                   "extra_data": {"exercise": test.exercise, "test": test.name}}
                   for test in result.tests],
-        "extra_data": {"jail": jail.summary if jail is not None else "unknown"},
+        # Gradescope takes the assignment's total from its own settings; max_score is kept here for the report.
+        "extra_data": {"lab": lab.name, "max_score": result.max_score,
+                       "jail": jail.summary if jail is not None else "unknown", "seed": result.seed},
     }
 
 

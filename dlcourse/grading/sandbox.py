@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,14 +225,16 @@ def kill_all_workers():
 class Session:
     """One submission's code behind the wall: cells run once per worker, calls answered as plain data."""
 
-    def __init__(self, jail, setup, cells, limits, helpers=(), forbidden=()):
-        self.jail, self.setup, self.limits = jail, setup, limits
+    def __init__(self, jail, setup, cells, limits, helpers=(), forbidden=(), seed=0):
+        self.jail, self.setup, self.limits, self.seed = jail, setup, limits, seed
         self.forbidden = list(forbidden)  # modules the worker refuses to import (after the setup cell)
         self.cells = dict(cells)        # exercise id -> the student's code
         self.helpers = list(helpers)    # the instructor's code that runs after the exercises
         self.cell_failures, self.skipped = {}, set()
         self.started = time.monotonic()
         self.deadline = None            # set per test by the grader
+        self.test = None                # the test now running, set by the grader: it names the calls' seeds
+        self.calls = {}                 # test -> how many calls it has made
         self.worker = None
         self.workers = 0
         self.private = Path(tempfile.mkdtemp(prefix="dlcourse-grader-"))  # logs: outside every jail
@@ -258,7 +261,8 @@ class Session:
         self.workers += 1
         self.worker = WorkerProcess(self.jail.place(), self.sandbox, self.code_dir, self.limits,
                                     self.private / f"output-{self.workers}.log")
-        setup = {"op": "setup", "code": self.setup, "course_dirs": course_dirs(), "forbidden": self.forbidden}
+        setup = {"op": "setup", "code": self.setup, "course_dirs": course_dirs(), "forbidden": self.forbidden,
+                 "seed": self.seed}
         reply = self.worker.request(setup, self._seconds(self.limits.startup_seconds))
         if "error" in reply:
             raise WorkerBroken(f"the setup cell failed: {reply['error']}")
@@ -301,8 +305,9 @@ class Session:
 
     def call(self, name, args, kwargs):
         """``name(*args, **kwargs)`` in the worker: its value as plain data, or its exception raised here."""
+        self.calls[self.test] = number = self.calls.get(self.test, 0) + 1
         command = {"op": "call", "name": name, "args": wire.encode(list(args)),
-                   "kwargs": wire.encode(dict(kwargs))}
+                   "kwargs": wire.encode(dict(kwargs)), "seed": call_seed(self.seed, self.test, number)}
         try:
             if self.worker is None:
                 self._start_outside_the_test()
@@ -349,6 +354,14 @@ class Session:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def call_seed(seed, test, number):
+    """The seed of one call: the grading seed, the test and the call's number, so the same on every run.
+
+    ``zlib.crc32`` rather than ``hash``: Python salts string hashes per process.
+    """
+    return zlib.crc32(f"{seed}/{test}/{number}".encode())
 
 
 def _student_exception(reply):

@@ -124,6 +124,28 @@ class Fence:
             raise PermissionError(f"blocked by the grader: {event}")
 
 
+def reseed(seed):
+    """Start Python's, NumPy's and Keras's random generators from ``seed``: the same submission, the same grade.
+
+    The grader sends a seed with the setup and with every call (derived from
+    the grading seed, the test and the call's number), so a call gives the same
+    value whatever ran before it in this worker, or whether the worker was
+    restarted.  TensorFlow, when the setup cell loaded it, is also told to pick
+    deterministic kernels (the same sums in the same order on every run).
+    """
+    import random
+    random.seed(seed)
+    try:
+        import numpy
+        numpy.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+    if "keras" in sys.modules:
+        sys.modules["keras"].utils.set_random_seed(seed % 2**32)
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].config.experimental.enable_op_determinism()
+
+
 def short(text):
     text = str(text)
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " ..."
@@ -174,6 +196,7 @@ class Worker:
                 raise NameError(f"name {name!r} is not defined (run the exercise cell that defines it)")
             args = self.wire.decode(command["args"])
             kwargs = self.wire.decode(command["kwargs"])
+            reseed(command["seed"])
             import numpy  # arguments arrive as plain data: lists, numbers, base-class arrays
             before = [arg.copy() if isinstance(arg, numpy.ndarray) else None for arg in args]
             value = function(*args, **kwargs)
@@ -193,8 +216,10 @@ class Worker:
 
     def serve(self, sandbox):
         setup = json.loads(sys.stdin.readline())
+        reseed(setup["seed"])
         if not self.run_code(setup, "<setup>"):
             return
+        reseed(setup["seed"])  # now Keras too, if the setup cell imported it
         forbidden = setup.get("forbidden", [])
         for name in forbidden:  # an exercise that must be written without it: `import` now fails
             sys.modules[name] = None
