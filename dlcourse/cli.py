@@ -1,14 +1,16 @@
 """The command line every lab shares: common flags, one-line errors, configs for notebooks.
 
 A lab describes itself with ``lab_parser(...)`` (plus its own flags) and
-calls ``main(parser, run, argv)``.  Notebooks get the same settings without a
-command line through ``make_config(parser, epochs=2, smoke=True)``, so the
-parser is the single source of every default.
+calls ``main(parser, run, argv)``; a lab that also uses a trained run
+(``generate``, ``predict``, ``detect``) builds that sub-command with
+``run_dir_parser`` and passes it to ``main``.  Notebooks get the same
+settings without a command line through ``make_config(parser, epochs=2,
+smoke=True)``, so the parser is the single source of every default.
 """
 import argparse
 import sys
 
-from dlcourse.data import SOURCES, DataError
+from dlcourse.data import IMAGE_DATASETS, SOURCES, DataError
 
 # Here rather than in dlcourse.optimizers so that a command line can list them
 # without importing Keras (the crawler and the grader never need it).
@@ -49,6 +51,27 @@ non_negative_int = _number(int, zero_allowed=True)
 non_negative_float = _number(float, zero_allowed=True)
 
 
+def _unit_interval(zero_allowed):
+    """An argparse ``type`` for a number in [0, 1) (``zero_allowed``) or in (0, 1]."""
+    bounds = "[0, 1)" if zero_allowed else "(0, 1]"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (0 <= value < 1 if zero_allowed else 0 < value <= 1):
+            raise argparse.ArgumentTypeError(f"must be in {bounds}, got {text}")
+        return value
+    return parse
+
+
+# A rate such as dropout: 0 is "none", 1 would drop everything.
+fraction = _unit_interval(zero_allowed=True)
+# A share of something (a width, a threshold, part of a data set): 1 is "all of it".
+positive_fraction = _unit_interval(zero_allowed=False)
+
+
 def lab_parser(name, description, *, epochs, batch_size, lr, optimizer, schedule="constant"):
     """A parser with the flags every lab has; the lab passes its own defaults."""
     parser = OneLineParser(prog=f"python -m labs.{name}", description=description,
@@ -59,8 +82,15 @@ def lab_parser(name, description, *, epochs, batch_size, lr, optimizer, schedule
     return parser
 
 
+def add_image_dataset_argument(parser):
+    """``--dataset mnist|fashion_mnist`` for the week-1 classifiers: Fashion-MNIST is the harder drop-in."""
+    parser.add_argument("--dataset", choices=tuple(IMAGE_DATASETS), default="mnist",
+                        help="mnist, or fashion_mnist (not bundled: needs --data-source online or tfds; "
+                             "the course's reference figures are MNIST's)")
+
+
 def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer, schedule):
-    """The flags of DESIGN.md's conventions (a week runner passes None defaults: "the lab's own")."""
+    """The flags of DESIGN.md's conventions, with the lab's defaults."""
     parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
     parser.add_argument("--batch-size", type=positive_int, default=batch_size,
                         help="global batch size (split across replicas)")
@@ -77,7 +107,9 @@ def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer, schedule)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny data and one short epoch: checks that everything runs, in seconds")
     parser.add_argument("--data-source", choices=SOURCES, default="bundled",
-                        help="bundled = the checksummed copy in data/; online = Keras's mirror")
+                        help="bundled = the checksummed copy in data/ (offline); online = Keras's mirror; "
+                             "tfds = TensorFlow Datasets (downloaded once into $TFDS_DATA_DIR or "
+                             "~/tensorflow_datasets)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default",
                         help="tf.distribute strategy; multiworker reads TF_CONFIG")
     parser.add_argument("--logical-cpus", type=positive_int, default=None,
@@ -88,6 +120,25 @@ def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer, schedule)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch "
                              "(default: bar on a terminal, a line per epoch otherwise)")
+
+
+def _common_settings():
+    parser = argparse.ArgumentParser(add_help=False)
+    add_common_arguments(parser, epochs=None, batch_size=None, lr=None, optimizer=None, schedule=None)
+    return frozenset(vars(parser.parse_args([])))
+
+
+# The settings (argparse ``dest``) of the common flags; the rest of a lab's are its own.
+COMMON_SETTINGS = _common_settings()
+
+
+def run_dir_parser(lab, command, description):
+    """The parser of ``python -m labs.<lab> <command> --run RUN_DIR``: a sub-command that uses a
+    trained run (``generate``, ``predict``, ``detect``).  The lab adds its own flags."""
+    parser = OneLineParser(prog=f"python -m labs.{lab} {command}", description=description,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--run", required=True, help="the run directory of a training run")
+    return parser
 
 
 def make_config(parser, **overrides):
@@ -107,11 +158,20 @@ def report_error(prog, error):
     print(f"{prog}: error: {error}", file=sys.stderr)
 
 
-def main(parser, run, argv=None):
+def main(parser, run, argv=None, subcommands=None):
     """Parse ``argv``, call ``run(config)``, and turn expected failures into one line.
 
-    Exit codes: 0 done, 1 the data or the run failed, 2 a bad flag or value.
+    ``subcommands`` maps a first word of ``argv`` to ``(parser, function)``:
+    ``python -m labs.char_rnn generate --run RUN_DIR`` calls ``function`` with
+    what that parser read from the rest.  Exit codes: 0 done, 1 the data or
+    the run failed, 2 a bad flag or value.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if subcommands:
+        parser.epilog = parser.epilog or "sub-commands: " + ", ".join(
+            f"{parser.prog} {name} --help" for name in subcommands)
+        if argv[:1] and argv[0] in subcommands:
+            (parser, run), argv = subcommands[argv[0]], argv[1:]
     try:
         config = parser.parse_args(argv)
         run(config)

@@ -4,7 +4,8 @@ Every bundle is checked against ``data/SHA256SUMS`` before it is used, so a
 truncated download or an edited file is caught with one clear message instead
 of a confusing failure deep inside training.  ``source="online"`` fetches the
 same data from Keras's own mirror instead, when the user asks for it and the
-network is there.
+network is there; ``source="tfds"`` from TensorFlow Datasets
+(``dlcourse.tfds_data``, imported only then).
 """
 import csv
 import hashlib
@@ -18,9 +19,15 @@ import numpy as np
 # DLCOURSE_DATA_DIR points the loaders at a copy of data/ elsewhere.
 DATA_DIR = pathlib.Path(os.environ.get("DLCOURSE_DATA_DIR")
                         or pathlib.Path(__file__).resolve().parent.parent / "data")
-SOURCES = ("bundled", "online")
+SOURCES = ("bundled", "online", "tfds")
 IRIS_SPECIES = ("setosa", "versicolor", "virginica")
 MNIST_VALIDATION_SIZE = 5000
+# The 28×28 grey-scale image sets the week-1 classifiers can learn, with their class names.
+IMAGE_DATASETS = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
+}
 
 
 class DataError(RuntimeError):
@@ -74,12 +81,25 @@ def _check_source(source):
         raise ValueError(f"unknown data source {source!r}; choose one of {', '.join(SOURCES)}")
 
 
+def _tfds_data():
+    """The TFDS seam, imported only for ``source="tfds"`` (TFDS and TensorFlow are heavy)."""
+    try:
+        from dlcourse import tfds_data
+    except ImportError as error:
+        raise DataError(f"--data-source tfds needs TensorFlow Datasets ({error}); "
+                        "`pip install tensorflow-datasets`, or use --data-source bundled") from None
+    return tfds_data
+
+
 def load_mnist(source="bundled", data_dir=None):
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: uint8 images 28×28 and uint8 labels.
 
-    60 000 training and 10 000 test images, exactly as published.
+    60 000 training and 10 000 test images, exactly as published (TFDS gives
+    them in its own order).
     """
     _check_source(source)
+    if source == "tfds":
+        return _tfds_data().load_image_classification("mnist")
     if source == "online":
         import keras
         try:
@@ -95,14 +115,44 @@ def load_mnist(source="bundled", data_dir=None):
         raise DataError(f"{path}: unreadable ({error}); {_restore_hint('mnist.npz')}") from None
 
 
+def load_fashion_mnist(source="online"):
+    """Fashion-MNIST (Zalando's clothes, ``IMAGE_DATASETS["fashion_mnist"]``) in MNIST's layout:
+    ``(x_train, y_train), (x_test, y_test)``, uint8 28×28 images, 60 000 + 10 000.
+
+    A harder drop-in for MNIST.  It is not bundled: it comes from Keras's mirror
+    (``online``) or TFDS (``tfds``), so it needs the network the first time.
+    """
+    _check_source(source)
+    if source == "bundled":
+        raise DataError("Fashion-MNIST is not bundled in data/; use --data-source online or tfds")
+    if source == "tfds":
+        return _tfds_data().load_image_classification("fashion_mnist", fallback="use --data-source online")
+    import keras
+    try:
+        return keras.datasets.fashion_mnist.load_data()
+    except Exception as error:  # the network error types vary by platform
+        raise DataError(f"could not download Fashion-MNIST ({error}); try --data-source tfds") from None
+
+
 def split_validation(x_train, y_train, validation_size=MNIST_VALIDATION_SIZE):
     """Hold out the last ``validation_size`` training examples (a fixed, documented split)."""
     return (x_train[:-validation_size], y_train[:-validation_size]), \
         (x_train[-validation_size:], y_train[-validation_size:])
 
 
-def load_iris(data_dir=None):
-    """Fisher's Iris data: ``features`` float32 (150, 4) in cm, ``labels`` int (150,) indexing IRIS_SPECIES."""
+def load_iris(source="bundled", data_dir=None):
+    """Fisher's Iris data: ``features`` float32 (150, 4) in cm, ``labels`` int (150,) indexing IRIS_SPECIES.
+
+    ``source="tfds"`` gives TFDS's copy (UCI's, in TFDS's own order; UCI's
+    file differs from Fisher's table in two flowers).  Keras has no Iris, so
+    there is no ``online`` source.
+    """
+    _check_source(source)
+    if source == "tfds":
+        return _tfds_data().load_iris()
+    if source == "online":
+        raise DataError("Iris has no online source (Keras has no Iris); "
+                        "use --data-source bundled (the default) or tfds")
     path = verified_path("iris.csv", data_dir)
     with open(path, newline="") as stream:
         rows = list(csv.DictReader(stream))
@@ -127,9 +177,9 @@ def stratified_split(labels, fractions, seed=0):
     return [np.sort(np.array(part, dtype="int64")) for part in parts]
 
 
-def iris_splits(seed=0):
+def iris_splits(seed=0, source="bundled"):
     """Iris split 60/20/20 into train/validation/test, stratified by species, always the same."""
-    features, labels = load_iris()
+    features, labels = load_iris(source)
     train, validation, test = stratified_split(labels, (0.6, 0.2, 0.2), seed=seed)
     return {"train": (features[train], labels[train]),
             "validation": (features[validation], labels[validation]),
@@ -150,14 +200,18 @@ def as_dataset(features, labels, batch_size, shuffle=False, seed=None, cache=Tru
 SMOKE_SIZES = {"train": 1024, "validation": 256, "test": 512}
 
 
-def mnist_splits(source="bundled", smoke=False, flatten=False):
+def mnist_splits(source="bundled", smoke=False, flatten=False, dataset="mnist"):
     """MNIST ready for a model: ``{"train"|"validation"|"test": (images, labels)}``.
 
     Images are float32 in [0, 1], shaped (N, 28, 28, 1), or (N, 784) with
     ``flatten``; the validation split is the last 5 000 training images.
     ``smoke`` keeps only the first few hundred of each split.
+    ``dataset="fashion_mnist"`` gives Fashion-MNIST the same way.
     """
-    (x_train, y_train), (x_test, y_test) = load_mnist(source)
+    if dataset not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image data set {dataset!r}; choose one of {', '.join(IMAGE_DATASETS)}")
+    load = load_fashion_mnist if dataset == "fashion_mnist" else load_mnist
+    (x_train, y_train), (x_test, y_test) = load(source)
     train, validation = split_validation(x_train, y_train)
     splits = {"train": train, "validation": validation, "test": (x_test, y_test)}
     shape = (-1, 784) if flatten else (-1, 28, 28, 1)

@@ -46,7 +46,7 @@ Hypothesis = collections.namedtuple("Hypothesis", "tokens log_probability score"
 # Tokens: vocabulary and padded id arrays
 # ---------------------------------------------------------------------------
 
-def clean_text(text):
+def collapse_whitespace(text):
     """``text`` with every run of whitespace (newlines included) turned into one space.
 
     A body's line breaks and double spaces carry no meaning for a title, and
@@ -62,7 +62,7 @@ def build_vocabulary(texts, min_count=1):
     ``min_count`` times (and all characters of other texts) become ``<unk>``,
     so the model learns how to read a character it does not know.
     """
-    text = "".join(clean_text(text) for text in texts)
+    text = "".join(collapse_whitespace(text) for text in texts)
     return hangul.Vocabulary.from_text(text, "syllable", min_count=min_count, specials=TITLE_SPECIALS)
 
 
@@ -91,7 +91,7 @@ def _pad(rows, length):
 def encode_bodies(vocabulary, bodies, encoder_length=100):
     """The first ``encoder_length`` tokens of every body, right-padded with 0: (N, encoder_length)."""
     _check_vocabulary(vocabulary)
-    return _pad([vocabulary.encode(clean_text(body)) for body in bodies], encoder_length)
+    return _pad([vocabulary.encode(collapse_whitespace(body)) for body in bodies], encoder_length)
 
 
 def encode_pairs(vocabulary, bodies, titles, encoder_length=100, decoder_length=20):
@@ -115,7 +115,7 @@ def encode_pairs(vocabulary, bodies, titles, encoder_length=100, decoder_length=
         raise ValueError(f"{len(bodies)} bodies but {len(titles)} titles")
     if decoder_length < 1:
         raise ValueError(f"decoder_length must be at least 1, got {decoder_length}")
-    title_ids = [vocabulary.encode(clean_text(title))[:decoder_length - 1].tolist() for title in titles]
+    title_ids = [vocabulary.encode(collapse_whitespace(title))[:decoder_length - 1].tolist() for title in titles]
     decoder_inputs = _pad([[START_ID, *ids] for ids in title_ids], decoder_length)
     decoder_targets = _pad([[*ids, END_ID] for ids in title_ids], decoder_length)
     return encode_bodies(vocabulary, bodies, encoder_length), decoder_inputs, decoder_targets
@@ -453,7 +453,7 @@ def decode_titles(seq2seq, vocabulary, bodies, method="greedy", beam_width=4, le
                   encoder_length=100, max_length=20):
     """A title (text) for every body, written by greedy decoding or beam search.
 
-    Spaces are tidied as ``clean_text`` tidied the training titles, so an
+    Spaces are tidied as ``collapse_whitespace`` tidied the training titles, so an
     untrained model's run of spaces comes out as an empty title.
     """
     encoder_ids = encode_bodies(vocabulary, bodies, encoder_length)
@@ -466,4 +466,4 @@ def decode_titles(seq2seq, vocabulary, bodies, method="greedy", beam_width=4, le
                        for row in encoder_ids]
     else:
         raise ValueError(f"unknown decoding method {method!r}; choose greedy or beam")
-    return [clean_text(vocabulary.decode(tokens)) for tokens in token_lists]
+    return [collapse_whitespace(vocabulary.decode(tokens)) for tokens in token_lists]

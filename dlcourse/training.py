@@ -36,6 +36,7 @@ import tensorflow as tf
 from dlcourse.cli import UsageError
 from dlcourse.data import DataError, as_dataset
 from dlcourse.evaluation import evaluate_classifier
+from dlcourse.files import atomic_write
 from dlcourse.optimizers import make_optimizer, warmup_cosine
 
 
@@ -155,7 +156,8 @@ def _repair_after_kill(paths):
     if history.exists():
         text = history.read_text()
         if text and not text.endswith("\n"):  # a row cut off mid-line
-            history.write_text(text[:text.rfind("\n") + 1])
+            with atomic_write(history) as stream:
+                stream.write(text[:text.rfind("\n") + 1])
     backup = paths["backup"]
     weights, metadata = backup / "latest.weights.h5", backup / "training_metadata.json"
     previous = weights.with_name(weights.name + ".bkp"), metadata.with_name(metadata.name + ".bkp")
@@ -326,7 +328,7 @@ class Run:
         """Drop an epoch logged twice (a kill between logging and backing up repeats it)."""
         rows = _read_history(path)
         if rows:
-            with open(path, "w", newline="") as stream:
+            with atomic_write(path, newline="") as stream:
                 writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
@@ -342,10 +344,8 @@ class Run:
                    "devices": [device.name for device in tf.config.list_logical_devices()
                                if device.device_type in ("GPU", "CPU")],
                    "run_dir": str(self.dir)}
-        temporary = self.path("metrics.json.tmp")
-        temporary.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
-        temporary.replace(self.path("metrics.json"))
+        with atomic_write(self.path("metrics.json"), encoding="utf-8") as stream:
+            stream.write(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
         return metrics
 
 
@@ -388,3 +388,10 @@ def load_run_checkpoint(run_dir, lab_name, companions=()):
     except Exception as error:  # a damaged or foreign file: say which, in one line
         raise DataError(f"{checkpoint}: could not be loaded ({type(error).__name__})") from None
     return model, run_dir
+
+
+def check_same_run(run_dir, companion, checkpoint_size, companion_size):
+    """One line when a run directory's checkpoint and ``companion`` (its vocabulary or its
+    settings) come from different runs, which their sizes (output classes, tokens) betray."""
+    if checkpoint_size != companion_size:
+        raise DataError(f"{run_dir}: the checkpoint and {companion} do not belong together")

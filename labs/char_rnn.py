@@ -16,15 +16,9 @@ Korean can be read at two levels (``dlcourse.hangul``):
   recomposed into NFC text with ``hangul.complete_syllables``.
 
 Why syllable by default: with the same 50-token window a syllable model sees
-about 1.8× more text, and an epoch has 1.8× fewer steps.  Measured on a
-2-core CPU with the defaults (200 epochs), validation bits per character:
-
-    level      LSTM 2×128   bigram   unigram   wall
-    syllable      2.56       4.01      6.30    5.7 min
-    jamo          2.87       5.73      9.27    9.0 min
-
-Both levels beat their bigram baselines by far, but the syllable model is
-better and faster here.  The course's settings (2 LSTM layers × 128,
+about 1.8× more text, and an epoch has 1.8× fewer steps; measured with the
+defaults (RESULTS.md), both levels beat their bigram baselines by far, but
+the syllable model is better and faster here.  The course's settings (2 LSTM layers × 128,
 sequence 50, batch 50, Adam 0.002, clip 5) are the defaults; one addition,
 dropout 0.2 after each recurrent layer (``--dropout 0`` removes it), lowers
 the validation loss on this small corpus, where the model otherwise starts
@@ -40,7 +34,6 @@ the same training text with the same vocabulary.
     python -m labs.char_rnn generate --run runs/char_rnn/<stamp> --prime "대한민국" \\
         --length 300 --temperature 0.8 --top-k 20
 """
-import argparse
 import collections
 import pathlib
 import sys
@@ -52,7 +45,7 @@ from matplotlib.figure import Figure
 
 from dlcourse import cli, data, figures, hangul
 from dlcourse.data import DataError
-from dlcourse.training import Run, load_run_checkpoint, training_steps
+from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
 
 NAME = "char_rnn"
 REFERENCE = {"metric": "val_bits_per_char", "course": None}
@@ -73,7 +66,7 @@ parser.add_argument("--layers", type=cli.positive_int, default=2, help="stacked 
 parser.add_argument("--units", type=cli.positive_int, default=128, help="units per recurrent layer")
 parser.add_argument("--embedding-dim", type=cli.positive_int, default=128,
                     help="size of the token embedding")
-parser.add_argument("--dropout", type=float, default=0.2,
+parser.add_argument("--dropout", type=cli.fraction, default=0.2,
                     help="dropout on the outputs of every recurrent layer (0: none, as the course)")
 parser.add_argument("--seq-length", type=cli.positive_int, default=50,
                     help="tokens per training window (back-propagation through time)")
@@ -90,8 +83,6 @@ parser.add_argument("--sample-length", type=cli.positive_int, default=200,
 
 
 def check_config(config):
-    if not 0.0 <= config.dropout < 1.0:
-        raise cli.UsageError(f"--dropout must be in [0, 1), got {config.dropout}")
     if config.top_k < 0:
         raise cli.UsageError(f"--top-k must be >= 0, got {config.top_k}")
     if not config.prime:
@@ -475,11 +466,8 @@ def run(config):
 # python -m labs.char_rnn generate --run RUN_DIR ...
 # ---------------------------------------------------------------------------
 
-generate_parser = cli.OneLineParser(
-    prog=f"python -m labs.{NAME} generate",
-    description="Write text with the best checkpoint of a finished (or interrupted) run.",
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-generate_parser.add_argument("--run", required=True, help="the run directory of a training run")
+generate_parser = cli.run_dir_parser(
+    NAME, "generate", "Write text with the best checkpoint of a finished (or interrupted) run.")
 generate_parser.add_argument("--prime", default=DEFAULT_PRIME, help="the text to continue")
 generate_parser.add_argument("--length", type=cli.positive_int, default=300,
                              help="characters to generate after the prime")
@@ -497,8 +485,7 @@ def load_generator(run_dir):
         vocabulary = hangul.Vocabulary.load(run_dir / "vocabulary.json")
     except ValueError as error:
         raise DataError(str(error)) from None
-    if model.output_shape[-1] != vocabulary.size:
-        raise DataError(f"{run_dir}: the checkpoint and vocabulary.json do not belong together")
+    check_same_run(run_dir, "vocabulary.json", model.output_shape[-1], vocabulary.size)
     return TextGenerator(model, vocabulary)
 
 
@@ -515,10 +502,7 @@ def generate(arguments):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["generate"]:
-        return cli.main(generate_parser, generate, argv[1:])
-    return cli.main(parser, run, argv)
+    return cli.main(parser, run, argv, subcommands={"generate": (generate_parser, generate)})
 
 
 if __name__ == "__main__":

@@ -19,16 +19,17 @@ from dlcourse.training import train_classifier
 
 NAME = "cnn_mnist"
 REFERENCE = {"metric": "test_accuracy", "course": 0.991}
-DIGITS = [str(digit) for digit in range(10)]
 
 parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=8, batch_size=128, lr=2e-3,
                         optimizer="adam", schedule="cosine")
-parser.add_argument("--dropout", type=float, default=0.5, help="dropout rate before the softmax layer")
+parser.add_argument("--dropout", type=cli.fraction, default=0.5, help="dropout rate before the softmax layer")
+cli.add_image_dataset_argument(parser)
 
 
 # 1. The data: 28×28×1 images in [0, 1]; 55 000 train / 5 000 validation / 10 000 test.
 def load_data(config):
-    return data.mnist_splits(config.data_source, smoke=config.smoke)
+    return data.mnist_splits(config.data_source, smoke=config.smoke,
+                             dataset=config.dataset)
 
 
 # 2. The model: features from two conv–pool stages, then a dense classifier head.
@@ -51,7 +52,7 @@ LOSS = keras.losses.SparseCategoricalCrossentropy()
 # 4. The algorithm: the chosen optimizer, by default Adam with warm-up + cosine decay.
 def run(config):
     return train_classifier(config, load_data(config), lambda: build_model(config.dropout),
-                            LOSS, DIGITS, image_shape=(28, 28))
+                            LOSS, data.IMAGE_DATASETS[config.dataset], image_shape=(28, 28))
 
 
 def main(argv=None):

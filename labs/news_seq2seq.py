@@ -25,29 +25,13 @@ neighbour* (the title of the most similar training body, TF-IDF cosine).
 Greedy or beam search is chosen on the validation split; the checkpoint kept
 is the epoch whose greedy validation titles have the best ROUGE-L.
 
-Measured on a 2-core CPU with the defaults (236 pairs: 165 train, 24
-validation, 47 test; 60 epochs; another job shared the CPU, 6.5–8.8 min wall),
-test ROUGE F1:
-
-    method                         ROUGE-1  ROUGE-2  ROUGE-L
-    lead (first 3 words)            0.169    0.102    0.162
-    nearest neighbour (TF-IDF)      0.241    0.142    0.217
-    GRU 3×300 + copy, greedy        0.179    0.085    0.161   (chosen on validation)
-    GRU 3×300 + copy, beam 4        0.197    0.099    0.174
-    GRU 3×300, no copy, greedy      0.084    0.042    0.082   (--no-copy, 40 epochs,
-                                                                val-loss checkpoint)
-
-A second run of the same command gave the same figures (6.5 min wall); the
-learning curve's full-data run, trained after two others in one process
-(other random initial weights), gave ROUGE-L 0.138 (beam): with 24 validation
-and 47 test pairs the figures move by a few hundredths with the initial weights.  With 165 training pairs the model does not beat
-the nearest-neighbour baseline and is about level with lead; the copy
-mechanism (``--copy``, default) doubles its ROUGE-L over the plain attention
-decoder, which mostly writes the commonest title words ("데비안", "어떻게"),
-as the course's own run did.  The learning curve
-(benchmarks/news_learning_curve.py) rises faster for the model than for the
-nearest neighbour — ROUGE-L 0.063 / 0.086 / 0.138 against 0.114 / 0.159 /
-0.217 at 41 / 82 / 165 pairs — so more pairs (a real crawl) are what it needs.
+What the measurements (RESULTS.md) say: with the shipped corpus's 165
+training pairs the model does not beat the nearest-neighbour baseline and is
+about level with lead; the copy mechanism (``--copy``, default) doubles its
+ROUGE-L over the plain attention decoder, which mostly writes the commonest
+title words ("데비안", "어떻게"), as the course's own run did.  The learning
+curve (benchmarks/news_learning_curve.py) rises faster for the model than for
+the nearest neighbour, so more pairs (a real crawl) are what it needs.
 """
 import argparse
 import json
@@ -60,7 +44,7 @@ from matplotlib.figure import Figure
 
 from dlcourse import cli, crawler, data, figures, rouge, seq2seq, title_baselines
 from dlcourse.data import DataError
-from dlcourse.training import Run, load_run_checkpoint, training_steps
+from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
 
 NAME = "news_seq2seq"
 REFERENCE = {"metric": "test_rougeL", "course": None}
@@ -76,7 +60,7 @@ parser.add_argument("--corpus", default=None,
 parser.add_argument("--layers", type=cli.positive_int, default=3, help="GRU layers in the encoder and in the decoder")
 parser.add_argument("--units", type=cli.positive_int, default=300, help="units per GRU layer")
 parser.add_argument("--embedding-dim", type=cli.positive_int, default=128, help="size of the token embedding")
-parser.add_argument("--dropout", type=float, default=0.2, help="dropout between GRU layers (0: none)")
+parser.add_argument("--dropout", type=cli.fraction, default=0.2, help="dropout between GRU layers (0: none)")
 parser.add_argument("--encoder-length", type=cli.positive_int, default=100,
                     help="tokens of the body the encoder reads")
 parser.add_argument("--decoder-length", type=cli.positive_int, default=20,
@@ -91,16 +75,12 @@ parser.add_argument("--copy", action=argparse.BooleanOptionalAction, default=Tru
                          "(--no-copy: the plain attention decoder of the course)")
 parser.add_argument("--clipnorm", type=cli.positive_float, default=5.0,
                     help="clip each gradient to this L2 norm")
-parser.add_argument("--train-fraction", type=float, default=1.0,
+parser.add_argument("--train-fraction", type=cli.positive_fraction, default=1.0,
                     help="train on this fraction of the training split (for learning curves)")
 parser.add_argument("--show", type=int, default=10, help="sample predictions printed")
 
 
 def check_config(config):
-    if not 0.0 <= config.dropout < 1.0:
-        raise cli.UsageError(f"--dropout must be in [0, 1), got {config.dropout}")
-    if not 0.0 < config.train_fraction <= 1.0:
-        raise cli.UsageError(f"--train-fraction must be in (0, 1], got {config.train_fraction}")
     if config.decoder_length < 2:
         raise cli.UsageError("--decoder-length must be at least 2")
 
@@ -304,11 +284,8 @@ def run(config):
 # python -m labs.news_seq2seq predict --run RUN_DIR --text-file BODY.txt
 # ---------------------------------------------------------------------------
 
-predict_parser = cli.OneLineParser(
-    prog=f"python -m labs.{NAME} predict",
-    description="Write a title for an article body with the best checkpoint of a run.",
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-predict_parser.add_argument("--run", required=True, help="the run directory of a training run")
+predict_parser = cli.run_dir_parser(
+    NAME, "predict", "Write a title for an article body with the best checkpoint of a run.")
 predict_parser.add_argument("--text-file", required=True, help="a UTF-8 file with the article body")
 predict_parser.add_argument("--method", choices=METHODS, default="beam", help="decoding")
 predict_parser.add_argument("--beam-width", type=cli.positive_int, default=4)
@@ -325,8 +302,7 @@ def load_trained(run_dir):
         run_config = json.loads((run_dir / "config.json").read_text())
     except ValueError as error:
         raise DataError(f"{run_dir}: could not be loaded ({error})") from None
-    if model.vocabulary_size != vocabulary.size:
-        raise DataError(f"{run_dir}: the checkpoint and vocabulary.json do not belong together")
+    check_same_run(run_dir, "vocabulary.json", model.vocabulary_size, vocabulary.size)
     return model, vocabulary, run_config
 
 
@@ -343,12 +319,8 @@ def predict(arguments):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["crawl"]:
-        return crawler.main(argv[1:])
-    if argv[:1] == ["predict"]:
-        return cli.main(predict_parser, predict, argv[1:])
-    return cli.main(parser, run, argv)
+    return cli.main(parser, run, argv, subcommands={"crawl": (crawler.parser, crawler.run),
+                                                    "predict": (predict_parser, predict)})
 
 
 if __name__ == "__main__":

@@ -25,8 +25,7 @@ fraction ``--width`` of VGG16's channels (0.125: 8-16-32-64-64 filters,
 512-unit dense layers) on ``--crop-size`` 32 crops, trained from scratch.
 Batch normalisation after every convolution (``--batch-norm``, on by
 default) is an addition for from-scratch training that VGG16 does not have:
-with the defaults below it raises mAP@0.5 from 0.815 (``--no-batch-norm``)
-to 0.844.  ``--width 1.0 --no-batch-norm`` has
+with the defaults it raises mAP@0.5 (RESULTS.md).  ``--width 1.0 --no-batch-norm`` has
 VGG16's exact layer names and weight shapes, so it loads Keras's ImageNet
 file too (``vgg16_backbone``).
 
@@ -40,26 +39,11 @@ annotated photos instead (one CSV per image: the box count, then
 
 Crops include ``--context`` pixels of the surroundings (R-CNN's context
 padding, p = 16 at 227; here 4 at 32), which helps tell a whole digit from
-a stroke of one.  Measured with the defaults (1500 training, 100 validation
-and 200 held-out scenes; width 0.125 = 0.53 M parameters; 32×32 crops;
-8 epochs of Adam 1e-3 with warm-up + cosine), ``python -m labs.week5`` on
-ONE core of the 2-core CPU (``taskset -c 1``, the other core busy):
-
-    mAP@0.5 0.844   recall@0.5 0.902   (selective search reaches 0.960)
-    wall 7.5 min: proposals of 1600 scenes 100 s, 8 epochs of 40 s, test 15 s
-    latency per 128×128 image: proposals 48.6 ms, crops 0.8 ms,
-    classification 22.5 ms, NMS 0.3 ms: 72 ms
-
-On both cores, with the test suite running beside it: mAP@0.5 0.864, recall
-0.890, 9.8 min wall, 77.6 ms per image (thread scheduling changes the
-from-scratch weights a little, hence the different mAP).
-
-Fewer scenes overfit (600 scenes, 12 epochs: mAP 0.79 with tight crops,
-0.73 with context; region accuracy 99.98 % on training, 96 % on
-validation); 1500 scenes with tight crops (``--context 0``) reach the same
-mAP (0.846) with a lower recall (0.880).  Classifying an image's crops in
-one call instead of one ``model.predict`` per crop is ~290× faster
-(``benchmarks/rcnn_batched_inference.py``).
+a stroke of one.  The defaults (1500 training scenes: fewer overfit; 8
+epochs; context 4) come from the measurements in RESULTS.md, which also has
+the detector's mAP, recall and latency per stage.  Classifying an image's
+crops in one call instead of one ``model.predict`` per crop is what makes
+detection fast (``benchmarks/rcnn_batched_inference.py``).
 
     python -m labs.rcnn                                   # or: python -m labs.week5
     python -m labs.rcnn --classes 0,1,2 --epochs 20       # three digits + background
@@ -80,7 +64,8 @@ from tqdm import tqdm
 
 from dlcourse import cli, data, detection, figures, layers, scenes
 from dlcourse.data import DataError
-from dlcourse.training import Run, load_run_checkpoint, training_steps
+from dlcourse.files import atomic_write
+from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
 
 NAME = "rcnn"
 REFERENCE = {"metric": "map50", "course": None}
@@ -90,6 +75,10 @@ FROZEN_LAYERS = 15              # the course freezes vgg.layers[:15]: the input 
 VGG16_BLOCKS = (2, 2, 3, 3, 3)  # 3×3 convolutions per block
 VGG16_FILTERS = (64, 128, 256, 512, 512)
 VGG16_DENSE_UNITS = 4096
+# Keras's own address of its VGG16 ImageNet weights without the dense top (the file
+# keras.applications.VGG16(include_top=False, weights="imagenet") downloads).
+VGG16_NO_TOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+VGG16_NO_TOP_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{VGG16_NO_TOP_FILE}"
 SMOKE_SCENES = {"train": 12, "validation": 4, "test": 4}
 COURSE_SPLIT = (0.7, 0.1, 0.2)  # training, validation, test images of a course-format folder
 FIGURE_SCENES = 8
@@ -110,13 +99,6 @@ def _digit_classes(text):
     return digits
 
 
-def _fraction(text):
-    value = cli.positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
-
-
 parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=8, batch_size=64, lr=1e-3,
                         optimizer="adam", schedule="cosine")
 parser.add_argument("--weights", type=_weights, default="none",
@@ -124,7 +106,7 @@ parser.add_argument("--weights", type=_weights, default="none",
                          "keras.applications.VGG16 with ImageNet weights (downloaded once, needs the "
                          "network); or the path of a VGG16 weight file.  With imagenet or a path the "
                          "crops are 224×224 and --width, --crop-size and --batch-norm do not apply")
-parser.add_argument("--width", type=_fraction, default=0.125,
+parser.add_argument("--width", type=cli.positive_fraction, default=0.125,
                     help="fraction of VGG16's channels (and dense units) with --weights none")
 parser.add_argument("--crop-size", type=cli.positive_int, default=32,
                     help="side of the square every region is warped to, with --weights none")
@@ -132,7 +114,7 @@ parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, defau
                     help="batch normalisation after every convolution (--weights none only)")
 parser.add_argument("--head-units", type=cli.positive_int, default=None,
                     help="units of the two dense layers (default: 4096 × width, VGG16's 4096 at 224)")
-parser.add_argument("--dropout", type=float, default=0.5, help="dropout after each dense layer")
+parser.add_argument("--dropout", type=cli.fraction, default=0.5, help="dropout after each dense layer")
 parser.add_argument("--classes", type=_digit_classes, default=None,
                     help="synthetic scenes with these digits as separate classes, e.g. 0,1,2 "
                          "(default: any digit, one class)")
@@ -146,6 +128,9 @@ parser.add_argument("--images", default=None,
                     help="a folder of the course's images (.jpg/.png) instead of synthetic scenes")
 parser.add_argument("--annotations", default=None,
                     help="the folder of their annotation CSVs (name.csv for name.jpg)")
+parser.add_argument("--dataset", choices=("scenes", "voc2007"), default="scenes",
+                    help="scenes: the synthetic digit scenes (offline); voc2007: Pascal VOC 2007's 20 classes "
+                         "through TFDS (with --data-source tfds; --*-scenes then count VOC images)")
 parser.add_argument("--context", type=int, default=4,
                     help="pixels of the image around each region in its warped crop, as R-CNN's "
                          "padding p=16 at 227 (0: the tight box, as the course; try 16 with VGG16 "
@@ -158,9 +143,9 @@ parser.add_argument("--max-positives", type=cli.positive_int, default=30,
                     help="positive regions (IoU > 0.7) sampled per training image")
 parser.add_argument("--max-negatives", type=cli.positive_int, default=30,
                     help="background regions (IoU < 0.3) sampled per training image")
-parser.add_argument("--score-threshold", type=_fraction, default=0.65,
+parser.add_argument("--score-threshold", type=cli.positive_fraction, default=0.65,
                     help="a region is a detection when its class probability exceeds this")
-parser.add_argument("--nms-iou", type=_fraction, default=0.3,
+parser.add_argument("--nms-iou", type=cli.positive_fraction, default=0.3,
                     help="non-maximum suppression drops a box overlapping a better one by more")
 parser.add_argument("--predict-batch", type=cli.positive_int, default=None,
                     help="crops per model call at detection time (default 256; 32 for VGG16 at 224)")
@@ -169,8 +154,6 @@ parser.add_argument("--predict-batch", type=cli.positive_int, default=None,
 def check_config(config):
     if not 0 <= 2 * config.context < input_size(config):
         raise cli.UsageError(f"--context must be in [0, crop size / 2), got {config.context}")
-    if not 0.0 <= config.dropout < 1.0:
-        raise cli.UsageError(f"--dropout must be in [0, 1), got {config.dropout}")
     if (config.images is None) != (config.annotations is None):
         raise cli.UsageError("--images and --annotations go together")
     if config.images is not None and config.classes is not None:
@@ -199,18 +182,38 @@ def load_scenes(config):
 
     Synthetic scenes by default: training and validation scenes paste MNIST
     training digits (different seeds), test scenes the test digits.  With
-    ``--images/--annotations``, the course's photos split by ``COURSE_SPLIT``.
+    ``--images/--annotations``, the course's photos split by ``COURSE_SPLIT``;
+    with ``--dataset voc2007``, Pascal VOC 2007 (``voc_splits``).
     """
+    if config.dataset == "voc2007":
+        return voc_splits(config)
     if config.images is not None:
         return course_splits(config), ("object",)
-    counts = (SMOKE_SCENES if config.smoke else
-              {"train": config.train_scenes, "validation": config.validation_scenes,
-               "test": config.test_scenes})
+    counts = scene_counts(config)
     sources = {"train": ("train", config.seed), "validation": ("train", config.seed + 1),
                "test": ("test", config.seed + 2)}
     splits = {name: scenes.make_scene_set(counts[name], seed=seed, split=split, classes=config.classes)
               for name, (split, seed) in sources.items()}
     return splits, scenes.scene_class_names(config.classes)
+
+
+def scene_counts(config):
+    """Images per split: the ``--*-scenes`` flags, or a handful with ``--smoke``."""
+    return (SMOKE_SCENES if config.smoke else
+            {"train": config.train_scenes, "validation": config.validation_scenes, "test": config.test_scenes})
+
+
+def voc_splits(config):
+    """Pascal VOC 2007's own train / validation / test images from TFDS (the first
+    ``--*-scenes`` of each) and its 20 class names: real photos instead of synthetic scenes."""
+    if config.data_source != "tfds":
+        raise cli.UsageError("--dataset voc2007 comes from TensorFlow Datasets: add --data-source tfds")
+    if config.images is not None or config.classes is not None:
+        raise cli.UsageError("--dataset voc2007 has its own images and 20 classes: drop --images/--classes")
+    from dlcourse import tfds_data  # TFDS only when asked for
+
+    splits = {name: tfds_data.load_voc2007(name, limit=count) for name, count in scene_counts(config).items()}
+    return splits, tfds_data.VOC_CLASSES
 
 
 def course_splits(config):
@@ -270,10 +273,9 @@ def scene_proposals(images, config, cache=None, desc="proposals"):
                                    mininterval=2.0)]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(cache.stem + ".tmp.npz")
-        np.savez(temporary, boxes=np.concatenate(proposals).reshape(-1, 4),
-                 counts=np.array([len(boxes) for boxes in proposals]))
-        temporary.replace(cache)
+        with atomic_write(cache, "wb") as stream:
+            np.savez(stream, boxes=np.concatenate(proposals).reshape(-1, 4),
+                     counts=np.array([len(boxes) for boxes in proposals]))
     return proposals
 
 
@@ -357,18 +359,19 @@ class VGGPreprocessing(keras.layers.Layer):
 
 
 def imagenet_weights_file():
-    """The path of Keras's VGG16 ImageNet file (no top), downloaded once; one-line DataError offline."""
-    from keras.src.applications import vgg16
+    """The path of Keras's VGG16 ImageNet file (no top), downloaded once; one-line DataError offline.
 
+    The same file, cache folder and hash as ``keras.applications.VGG16(weights="imagenet")``,
+    so a copy Keras already downloaded is reused.
+    """
     try:
-        return keras.utils.get_file("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                                    vgg16.WEIGHTS_PATH_NO_TOP, cache_subdir="models",
+        return keras.utils.get_file(VGG16_NO_TOP_FILE, VGG16_NO_TOP_URL, cache_subdir="models",
                                     file_hash="6d6bbae143d832006294945121d1f1fc")
     except Exception as error:  # urllib's errors arrive wrapped in a bare Exception
         reason = str(error).split(" -- ")[-1]
         raise DataError(f"could not download the ImageNet weights of VGG16 ({reason}); without the "
                         "network use --weights none, or --weights PATH with a copy of "
-                        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5") from None
+                        f"{VGG16_NO_TOP_FILE}") from None
 
 
 def build_model(num_classes, weights="none", width=0.125, crop_size=32, batch_norm=True,
@@ -603,8 +606,8 @@ def load_detector(run_dir):
         settings = json.loads(settings_path.read_text(encoding="utf-8"))
     except ValueError:
         raise DataError(f"{settings_path}: not valid JSON") from None
-    if model.output_shape[-1] != len(settings.get("class_names", [])) + 1:
-        raise DataError(f"{run_dir}: the checkpoint and detector.json do not belong together")
+    # One output per class, plus background.
+    check_same_run(run_dir, "detector.json", model.output_shape[-1], len(settings.get("class_names", [])) + 1)
     return Detector(model, settings)
 
 
@@ -651,17 +654,13 @@ def run(config):
 # python -m labs.rcnn detect IMAGE --run RUN_DIR --out boxed.png
 # ---------------------------------------------------------------------------
 
-detect_parser = cli.OneLineParser(
-    prog=f"python -m labs.{NAME} detect",
-    description="Draw the detections of a trained run on an image.",
-    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+detect_parser = cli.run_dir_parser(NAME, "detect", "Draw the detections of a trained run on an image.")
 detect_parser.add_argument("image", help="a .jpg or .png image")
-detect_parser.add_argument("--run", required=True, help="the run directory of a training run")
 detect_parser.add_argument("--out", default=None,
                            help="the image to write (.png or .jpg; default: IMAGE_boxes.png here)")
-detect_parser.add_argument("--score-threshold", type=_fraction, default=None,
+detect_parser.add_argument("--score-threshold", type=cli.positive_fraction, default=None,
                            help="default: the run's (--score-threshold when it trained)")
-detect_parser.add_argument("--nms-iou", type=_fraction, default=None, help="default: the run's")
+detect_parser.add_argument("--nms-iou", type=cli.positive_fraction, default=None, help="default: the run's")
 
 
 def write_image(path, image):
@@ -697,10 +696,7 @@ def detect(arguments):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["detect"]:
-        return cli.main(detect_parser, detect, argv[1:])
-    return cli.main(parser, run, argv)
+    return cli.main(parser, run, argv, subcommands={"detect": (detect_parser, detect)})
 
 
 if __name__ == "__main__":

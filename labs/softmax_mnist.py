@@ -16,15 +16,16 @@ from dlcourse.training import train_classifier
 
 NAME = "softmax_mnist"
 REFERENCE = {"metric": "test_accuracy", "course": 0.918}
-DIGITS = [str(digit) for digit in range(10)]
 
 parser = cli.lab_parser(NAME, __doc__.splitlines()[0],
                         epochs=10, batch_size=100, lr=0.5, optimizer="sgd")
+cli.add_image_dataset_argument(parser)
 
 
 # 1. The data: 55 000 training, 5 000 validation and 10 000 test images, flattened to 784.
 def load_data(config):
-    return data.mnist_splits(config.data_source, smoke=config.smoke, flatten=True)
+    return data.mnist_splits(config.data_source, smoke=config.smoke, flatten=True,
+                             dataset=config.dataset)
 
 
 # 2. The model: y = softmax(xW + b), nothing else (a classifier head with no hidden layer).
@@ -38,8 +39,8 @@ LOSS = keras.losses.SparseCategoricalCrossentropy()
 
 # 4. The algorithm: mini-batch gradient descent (any --optimizer), then evaluation.
 def run(config):
-    return train_classifier(config, load_data(config), build_model, LOSS, DIGITS,
-                            image_shape=(28, 28))
+    return train_classifier(config, load_data(config), build_model, LOSS,
+                            data.IMAGE_DATASETS[config.dataset], image_shape=(28, 28))
 
 
 def main(argv=None):

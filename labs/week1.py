@@ -1,4 +1,5 @@
-"""Week 1: the MNIST family and the Iris homework.  ``python -m labs.week1 [--lab NAME] [flags]``."""
+"""Week 1: the MNIST family and the Iris homework.
+``python -m labs.week1 [--lab NAME] [any option of its labs]`` (``--help`` lists them)."""
 import sys
 
 from dlcourse import weeks

@@ -1,4 +1,4 @@
-"""Week 2: gradient descent from scratch and the optimizer zoo.  ``python -m labs.week2 [flags]``."""
+"""Week 2: gradient descent from scratch and the optimizer zoo.  ``python -m labs.week2 [any option of the lab]``."""
 import sys
 
 from dlcourse import weeks

@@ -1,4 +1,4 @@
-"""Week 3: the Korean Char-RNN (LSTM/GRU text generation).  ``python -m labs.week3 [flags]``."""
+"""Week 3: the Korean Char-RNN (LSTM/GRU text generation).  ``python -m labs.week3 [any option of the lab]``."""
 import sys
 
 from dlcourse import weeks

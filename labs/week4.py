@@ -1,5 +1,5 @@
 """Week 4: news titles with a GRU encoder–decoder (offline corpus → train → evaluate).
-``python -m labs.week4 [flags]``; crawling a real site: ``python -m labs.news_seq2seq crawl``."""
+``python -m labs.week4 [any option of the lab]``; crawling a real site: ``python -m labs.news_seq2seq crawl``."""
 import sys
 
 from dlcourse import weeks

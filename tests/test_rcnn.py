@@ -122,6 +122,14 @@ def test_full_width_backbone_is_vgg16_and_loads_its_weight_file(tmp_path):
     assert narrow.get_layer("block1_conv1_bn") is not None
 
 
+def test_imagenet_weights_are_the_file_keras_applications_downloads():
+    # The lab spells out Keras's address instead of importing it from keras.src (private).
+    from keras.src.applications import vgg16
+
+    assert rcnn.VGG16_NO_TOP_URL == vgg16.WEIGHTS_PATH_NO_TOP
+    assert rcnn.VGG16_NO_TOP_URL.endswith("/" + rcnn.VGG16_NO_TOP_FILE)
+
+
 def test_a_weight_file_that_is_not_vgg16_is_one_line(tmp_path):
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as store:

@@ -18,6 +18,10 @@ def small_model(vocabulary_size=11, layers=2, units=12, dropout=0.1, encoder_len
                                  decoder_length=decoder_length, copy=copy)
 
 
+def test_collapse_whitespace_makes_every_run_of_spaces_one_space():
+    assert seq2seq.collapse_whitespace("  데비안\n\n설치  방법\t") == "데비안 설치 방법"
+
+
 def random_ids(rng, shape, vocabulary_size):
     """Ids of real tokens only (no special token), as the encoder sees them."""
     return rng.integers(len(seq2seq.TITLE_SPECIALS), vocabulary_size, shape).astype("int32")
