@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= dev,notebook
 NOTEBOOK_STAMP := $(VENV)/.notebook-kernel
 
-.PHONY: run test notebook notebook-setup install clean-venv benchmark jail-tools
+.PHONY: run test lint notebook notebook-setup install clean-venv benchmark jail-tools
 
 run: $(STAMP)
 	$(BIN)/python -m labs.week1 $(ARGS)
@@ -16,6 +16,10 @@ run: $(STAMP)
 PYTEST_JOBS ?= 2
 test: $(STAMP) jail-tools $(NOTEBOOK_STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_JOBS) $(PYTEST_ARGS)
+
+# ruff, configured in pyproject.toml: the package, the labs, the tests, the benchmarks and the notebooks' cells.
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
 
 # JupyterLab at the repository root with notebooks/ open, on the course's kernel.
 # ARGS go to JupyterLab, e.g. ARGS="--no-browser --port 8899".

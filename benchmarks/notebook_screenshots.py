@@ -118,9 +118,10 @@ def main(argv=None):
                 browser = playwright.chromium.launch(executable_path=options.chromium, args=CHROMIUM_FLAGS)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="ko-KR")
                 saved = []
+                figure = ("figure", ".jp-RenderedImage img")
                 for copy, equations, sections in zip(copies, [False, True], [
-                        [("top", None), ("figure", ".jp-RenderedImage img"), ("grading", ".jp-RenderedMarkdown h2:has-text('연습 문제와 채점')")],
-                        [("top", None), ("figure", ".jp-RenderedImage img"), ("exercise", ".jp-RenderedMarkdown h3:has-text('연습 1')")]]):
+                        [("top", None), figure, ("grading", ".jp-RenderedMarkdown h2:has-text('연습 문제와 채점')")],
+                        [("top", None), figure, ("exercise", ".jp-RenderedMarkdown h3:has-text('연습 1')")]]):
                     relative = urllib.parse.quote(str(copy.relative_to(REPO)))
                     saved += shoot(page, f"http://127.0.0.1:{port}/lab/tree/{relative}?token={token}",
                                    out_dir, copy.stem, sections, equations)

@@ -36,8 +36,9 @@ DATA_DIR = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(DATA_DIR.parent))
 sys.path.insert(0, str(DATA_DIR))
 
-from dlcourse import crawler  # noqa: E402
 from make_bundles import write_checksums  # noqa: E402
+
+from dlcourse import crawler  # noqa: E402
 
 OUTPUT = DATA_DIR / "news_corpus.jsonl"
 

@@ -72,7 +72,7 @@ def from_jamo(jamo_text):
     return unicodedata.normalize("NFC", jamo_text)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compatibility_jamo(jamo):
     """The stand-alone letter (compatibility jamo, ㄱ–ㅣ) for a conjoining jamo, or ''.
 

@@ -20,7 +20,6 @@ import numbers
 
 import numpy as np
 
-
 # --- Checking hyper-parameters ----------------------------------------------------------------
 
 def _is_number(value):

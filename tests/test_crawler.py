@@ -17,8 +17,17 @@ import time
 import pytest
 
 from dlcourse import cli, crawler
-from dlcourse.crawler import (Crawler, CrawlError, SiteProfile, clean_text, decode_html,
-                              extract_articles, find_article_links, load_profile, read_articles)
+from dlcourse.crawler import (
+    Crawler,
+    CrawlError,
+    SiteProfile,
+    clean_text,
+    decode_html,
+    extract_articles,
+    find_article_links,
+    load_profile,
+    read_articles,
+)
 from dlcourse.data import DataError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -262,7 +271,7 @@ def test_output_lines_are_plain_utf8_json(crawled):
     _, out, _ = crawled
     lines = out.read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 7
-    assert "뷁".encode("utf-8") in out.read_bytes()  # ensure_ascii=False: readable, not \\uXXXX
+    assert "뷁".encode() in out.read_bytes()  # ensure_ascii=False: readable, not \\uXXXX
     for line in lines[:-1]:
         assert isinstance(json.loads(line.decode("utf-8")), dict)
 
@@ -376,7 +385,7 @@ def test_a_torn_last_line_is_repaired_on_the_next_run(serve, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
     Crawler(news_profile(site), out, delay=0, progress=False, max_articles=1).crawl()
     with open(out, "ab") as stream:  # what a kill in the middle of a write would leave
-        stream.write(f'{{"url": "{site.url}/news/2", "site": "testnews", "title": "똠'.encode("utf-8"))
+        stream.write(f'{{"url": "{site.url}/news/2", "site": "testnews", "title": "똠'.encode())
     assert [row["url"] for row in read_articles(out)] == [f"{site.url}/news/1"]
     report = Crawler(news_profile(site), out, delay=0, progress=False).crawl()
     assert "torn last line" in capsys.readouterr().err

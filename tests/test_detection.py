@@ -4,7 +4,6 @@ import pytest
 from dlcourse import detection
 from dlcourse.detection import average_precision, iou, mean_average_precision, nms, sample_regions
 
-
 # ---------------------------------------------------------------------------
 # Boxes and IoU
 # ---------------------------------------------------------------------------

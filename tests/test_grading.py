@@ -210,8 +210,9 @@ def test_a_test_with_a_timeout_of_its_own_gives_a_slow_call_that_time(tmp_path):
     lab = load_lab(tmp_path / "toy.ipynb")
     limits = Limits(test_seconds=1.0, submission_seconds=60, memory_mib=2048, output_bytes=64 << 10)
     slow = "import time\ndef double(x):\n    time.sleep(1.5)  # training\n" + DOUBLE_SOLUTION
-    results = grade_all(lab, reference_values(lab, limits, JAIL), [submission(tmp_path, "kim", slow, notebook=notebook)],
-                        limits, tmp_path / "out", jail=JAIL, progress=False)
+    student = submission(tmp_path, "kim", slow, notebook=notebook)
+    results = grade_all(lab, reference_values(lab, limits, JAIL), [student], limits, tmp_path / "out", jail=JAIL,
+                        progress=False)
     assert scores(results)["kim"]["double_small"] == 1, results[0].tests[0].output
     assert scores(results)["kim"]["double_matrix"] == 0 and "time" in results[0].tests[1].output
 
@@ -343,7 +344,8 @@ def test_a_folder_submission_and_cells_found_by_id_when_the_metadata_is_gone(toy
     folder.mkdir()
     nbformat.write(notebook, folder / "toy.ipynb")
     assert set(student_code(folder / "toy.ipynb", lab)) == {"double", "total"}
-    results = grade_all(lab, reference_values(lab, FAST, JAIL), [folder], FAST, tmp_path / "out", jail=JAIL, progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [folder], FAST, tmp_path / "out", jail=JAIL,
+                        progress=False)
     assert results[0].student == "lee_folder" and results[0].score == 5
 
 
@@ -355,7 +357,8 @@ def test_a_missing_exercise_cell_loses_its_tests_with_a_reason(toy, tmp_path):
                       if cell.metadata.get("grading", {}).get("exercise") != "total"
                       or cell.metadata["grading"]["role"] != "exercise"]
     nbformat.write(notebook, path)
-    result = grade_all(lab, reference_values(lab, FAST, JAIL), [path], FAST, tmp_path / "out", jail=JAIL, progress=False)[0]
+    result = grade_all(lab, reference_values(lab, FAST, JAIL), [path], FAST, tmp_path / "out", jail=JAIL,
+                       progress=False)[0]
     assert result.score == 3
     assert all("not found in the notebook" in test.output for test in result.tests if test.exercise == "total")
 
@@ -504,7 +507,8 @@ def test_the_audit_hook_alone_blocks_the_network(toy, tmp_path, listener):
 @pytest.mark.parametrize("content", [
     '{"cells": [{"cell_type": "code", "source": [1, 2], "metadata": []}]}',
     '{"cells": {"a": 1}}',
-    '{"cells": [{"cell_type": "code", "id": ["x"], "metadata": {"grading": {"role": "exercise", "exercise": ["double"]}}}]}',
+    '{"cells": [{"cell_type": "code", "id": ["x"], '
+    '"metadata": {"grading": {"role": "exercise", "exercise": ["double"]}}}]}',
     '[1, 2]',
     '\udcff'.encode("utf-8", "surrogateescape").decode("latin-1"),
 ])
@@ -513,7 +517,8 @@ def test_malformed_notebooks_get_zero_and_the_rest_is_graded(toy, tmp_path, cont
     odd = tmp_path / "odd.ipynb"
     odd.write_text(content, encoding="utf-8")
     good = submission(tmp_path, "good", "def double(x):\n" + DOUBLE_SOLUTION)
-    results = grade_all(lab, reference_values(lab, FAST, JAIL), [odd, good], FAST, tmp_path / "out", jail=JAIL, progress=False)
+    results = grade_all(lab, reference_values(lab, FAST, JAIL), [odd, good], FAST, tmp_path / "out", jail=JAIL,
+                        progress=False)
     assert [result.score for result in results] == [0, 5]
 
 

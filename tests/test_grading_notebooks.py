@@ -5,8 +5,7 @@ import nbformat
 import pytest
 
 from dlcourse.grading.grader import grade_all, reference_values
-from dlcourse.grading.notebooks import (BEGIN, END, graded_notebooks, grading_of, load_lab, points_line,
-                                        release_folder)
+from dlcourse.grading.notebooks import BEGIN, END, graded_notebooks, grading_of, load_lab, points_line, release_folder
 from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
 from tests.grading_toy import JAIL

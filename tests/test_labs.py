@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from dlcourse import data
-
 from tests.conftest import read_metrics, run_lab
 
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "checkpoints/best.keras",

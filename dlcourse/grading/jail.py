@@ -34,7 +34,7 @@ import site
 import subprocess
 import sys
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 NOBODY = 65534
@@ -130,7 +130,7 @@ def bwrap_prefix(sandbox, code_dir):
             "--chdir", SANDBOX_INSIDE, "--"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bwrap_system():
     """The part of the bwrap command that is the same for every worker (looked up once)."""
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
@@ -259,7 +259,7 @@ def _try(argv, **options):
     return ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def why_not(name):
     """``""`` when layer ``name`` works on this machine, else why it does not (checked once)."""
     if name == "namespaces":
