@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import jsonschema
 import nbformat
@@ -60,6 +61,9 @@ def autograder(bundle, tmp_path, files=None, python=None):
     if files is not None:
         (root / "submission").mkdir()
         for name, content in files.items():
+            if isinstance(content, Path):  # a link the student handed in
+                (root / "submission" / name).symlink_to(root / content)
+                continue
             data = content if isinstance(content, bytes) else nbformat.writes(content).encode()
             (root / "submission" / name).write_bytes(data)
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
@@ -135,7 +139,7 @@ def test_the_reference_solution_gets_full_marks_and_the_release_nothing(bundle, 
     assert results["score"] == results["extra_data"]["max_score"] > 0
     assert all(test["status"] == "passed" for test in results["tests"])
     assert results["extra_data"]["seed"] == 0 and results["extra_data"]["jail"] != "unknown"
-    assert "13 / 13" in done.stdout or f"{results['score']:g} / {results['score']:g}" in done.stdout
+    assert f"{results['score']:g} / {results['score']:g}" in done.stdout  # the table the instructor sees
     released, _ = autograder(bundle, tmp_path / "release", {f"{LAB}.ipynb": release(instructor())})
     assert released["score"] == 0
     assert all("NotImplementedError" in test["output"] for test in released["tests"])
@@ -161,6 +165,20 @@ def test_a_broken_or_missing_submission_gets_zero_and_the_reason(bundle, tmp_pat
     results, _ = autograder(bundle, tmp_path, files)
     assert results["score"] == 0 and reason in results["output"]
     assert results["tests"] and all(reason in test["output"] for test in results["tests"])
+
+
+@pytest.mark.parametrize("target", ["source/expected.json", "source/lab.json", "source"])
+def test_a_link_to_the_autograders_own_files_gets_zero_and_reads_nothing(bundle, tmp_path, target):
+    """run_autograder runs as root: a submission must not make it read (and echo) the hidden values or tests."""
+    results, done = autograder(bundle, tmp_path, {f"{LAB}.ipynb": Path(target)})
+    # A link to a file is refused as a link; a link to a folder is not walked into: no notebook.
+    reason = "no notebook (.ipynb)" if target == "source" else "is a symbolic link"
+    assert results["score"] == 0 and reason in results["output"]
+    assert all(reason in test["output"] for test in results["tests"])  # nothing of it was run
+    shipped = json.loads((bundle[1] / "lab.json").read_text(encoding="utf-8"))
+    hidden = [test["source"].strip() for test in shipped["tests"] if test["visibility"] == "hidden"]
+    for text in (json.dumps(results, ensure_ascii=False), done.stdout, done.stderr):
+        assert not [source for source in hidden if source in text]
 
 
 def test_several_notebooks_the_one_named_after_the_lab_is_graded(bundle, tmp_path):

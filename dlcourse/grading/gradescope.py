@@ -44,6 +44,7 @@ import zipfile
 from pathlib import Path
 from string import Template
 
+from dlcourse.files import atomic_write
 from dlcourse.grading import wire
 from dlcourse.grading.grader import grade_submission, reference_values
 from dlcourse.grading.jail import UID_BASE, JailError, choose_jail, readable_by
@@ -242,7 +243,7 @@ def _uv_version():
     try:
         return importlib.metadata.version("uv")
     except importlib.metadata.PackageNotFoundError:
-        return "0.9.9"  # a release known to install Python 3.10-3.13 standalone builds
+        return "0.9.9"  # no uv here to take the version from: a release on PyPI (the uv branch is untried)
 
 
 def build(lab_path, out_zip, seed=0, limits=None):
@@ -269,15 +270,13 @@ def build(lab_path, out_zip, seed=0, limits=None):
     for relative in [*found["modules"], *found["data_files"]]:
         files[f"python/{relative}"] = (PACKAGE_ROOT / relative).read_bytes()
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out_zip.with_name(f".{out_zip.name}.tmp")
-    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as bundle:
+    with atomic_write(out_zip, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as bundle:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # the same zip for the same inputs
             info.external_attr = ((0o755 if name in ("setup.sh", "run_autograder") else 0o644) | stat.S_IFREG) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             data = files[name]
             bundle.writestr(info, data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(temporary, out_zip)
     return {"zip": out_zip, "bytes": out_zip.stat().st_size, "requirements": len(requirements),
             "modules": len(found["modules"]), "data_files": found["data_files"], "tests": len(lab.tests),
             "max_score": lab.max_score, "python": python_version}
@@ -386,9 +385,8 @@ def run(root):
         report["execution_time"] = round(time.monotonic() - started, 2)
         status = 1
     results.parent.mkdir(parents=True, exist_ok=True)
-    temporary = results.with_name(".results.json.tmp")
-    temporary.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, results)
+    with atomic_write(results, encoding="utf-8") as out:
+        out.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return status
 
 

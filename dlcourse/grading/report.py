@@ -15,15 +15,14 @@ export with nested folders) and writes into ``grades_dir/report/``:
 import csv
 import io
 import json
-import os
 import re
 import statistics
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlcourse import figures
+from dlcourse.files import atomic_write
 from dlcourse.grading.notebooks import NotebookError
 
 HARDEST = 5          # tests listed under "가장 많이 틀린 테스트"
@@ -337,23 +336,9 @@ def lms_csv(summary):
     return table.getvalue()
 
 
-def _write_atomically(path, write):
-    """``write(temporary path)``, then rename it to ``path``: a reader never sees half a file."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def _write_text(path, text):
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-    _write_atomically(path, write)
+    with atomic_write(path, encoding="utf-8", newline="") as out:
+        out.write(text)
 
 
 def write_report(grades_dir, out_dir=None):
@@ -368,8 +353,9 @@ def write_report(grades_dir, out_dir=None):
     _write_text(paths["report"], report_markdown(summary))
     _write_text(paths["announcement"], announcement_markdown(summary))
     _write_text(paths["lms"], lms_csv(summary))
-    _write_atomically(paths["scores"], lambda temporary: figures.plot_score_histogram(
-        summary.scores, summary.max_score, summary.lab, temporary))
-    _write_atomically(paths["pass_rate"], lambda temporary: figures.plot_pass_rates(
-        [(test.exercise, test.test, test.rate, test.hidden) for test in summary.tests], summary.lab, temporary))
+    with atomic_write(paths["scores"], "wb") as out:
+        figures.plot_score_histogram(summary.scores, summary.max_score, summary.lab, out)
+    with atomic_write(paths["pass_rate"], "wb") as out:
+        figures.plot_pass_rates([(test.exercise, test.test, test.rate, test.hidden) for test in summary.tests],
+                                summary.lab, out)
     return paths

@@ -2,9 +2,9 @@
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from dlcourse.files import atomic_write
 
 
 def gradescope_json(result, lab, jail=None):
@@ -40,10 +40,8 @@ def _write_atomically(path, text):
     """Write via a new temporary file, so an interrupted grader never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+    with atomic_write(path, encoding="utf-8", newline="") as out:
         out.write(text)
-    os.replace(temporary, path)
 
 
 def write_results(results, lab, out_dir, jail=None):
