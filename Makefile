@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,notebook
+EXTRAS ?= tensorflow,dev,notebook
 NOTEBOOK_STAMP := $(VENV)/.notebook-kernel
 
 .PHONY: run test lint notebook notebook-setup install clean-venv benchmark jail-tools

@@ -7,7 +7,7 @@ from dlcourse.training import training_steps
 
 
 def self_supervised(images, config, shuffle=False):
-    """A tf.data pipeline of (image, image) pairs: the input is its own target."""
+    """Batches of (image, image) pairs: the input is its own target."""
     return as_dataset(images, images, config.batch_size, shuffle=shuffle, seed=config.seed)
 
 

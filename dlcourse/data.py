@@ -186,15 +186,11 @@ def iris_splits(seed=0, source="bundled"):
             "test": (features[test], labels[test])}
 
 
-def as_dataset(features, labels, batch_size, shuffle=False, seed=None, cache=True):
-    """A ``tf.data`` pipeline: (shuffle) → batch → (cache) → prefetch."""
-    import tensorflow as tf
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def as_dataset(features, labels, batch_size, shuffle=False, seed=None):
+    """Batches of ``(features, labels)`` for Keras's ``fit``, reshuffled every epoch when ``shuffle``
+    (a ``tf.data`` pipeline on TensorFlow; see ``dlcourse.backend.batches``)."""
+    from dlcourse import backend  # Keras starts only when a lab trains, after its data checked out
+    return backend.batches(features, labels, batch_size, shuffle=shuffle, seed=seed)
 
 
 SMOKE_SIZES = {"train": 1024, "validation": 256, "test": 512}

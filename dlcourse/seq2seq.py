@@ -29,9 +29,8 @@ import collections
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from dlcourse import hangul
+from dlcourse import backend, hangul
 
 TITLE_SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 PAD_ID, START_ID, END_ID, UNK_ID = range(len(TITLE_SPECIALS))
@@ -278,9 +277,9 @@ class Seq2Seq:
         self.encoder_model = encoder_model
         self.decoder_step_model = decoder_step_model
         self._copy_model = None  # built by copy_gates, on first use
-        # Decoding calls the step once per token: graph functions skip Keras' per-call overhead.
-        self._encode = tf.function(self._encode_eagerly, reduce_retracing=True)
-        self._step = tf.function(self._step_eagerly, reduce_retracing=True)
+        # Decoding calls the step once per token: traced once, it skips Keras' per-call overhead.
+        self._encode = backend.compiled(self._encode_eagerly)
+        self._step = backend.compiled(self._step_eagerly)
 
     @classmethod
     def from_training_model(cls, training_model):
@@ -350,13 +349,13 @@ class Seq2Seq:
         (the ids go back into every ``step``: they are its padding mask and what it copies)."""
         encoder_ids = np.asarray(encoder_ids, dtype="int32")
         outputs, *states = self._encode(encoder_ids)
-        return outputs.numpy(), encoder_ids, [state.numpy() for state in states]
+        return backend.to_numpy(outputs), encoder_ids, [backend.to_numpy(state) for state in states]
 
     def step(self, token_ids, encoder_outputs, encoder_ids, states):
         """One decoder step for a batch: ``(probabilities (B, V), [new states])``, NumPy arrays."""
         token_ids = np.asarray(token_ids, dtype="int32").reshape(-1, 1)
         probabilities, *states = self._step([token_ids, encoder_outputs, encoder_ids, *states])
-        return probabilities.numpy(), [state.numpy() for state in states]
+        return backend.to_numpy(probabilities), [backend.to_numpy(state) for state in states]
 
 
 # ---------------------------------------------------------------------------

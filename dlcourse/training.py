@@ -1,183 +1,41 @@
-"""How every lab trains, saves and reports: one convention in one place.
+"""How every lab trains: process-wide settings, then compile, callbacks and fit.
 
-A run lives in one directory (``--out`` or ``runs/<lab>/<timestamp>/``; ``runs/`` is
-``DLCOURSE_RUNS_DIR`` when set, which notebooks set to the repository's ``runs/``)::
+A training run has three parts, each in one place:
 
-    config.json      the settings of the run
-    history.csv      one row per epoch (Keras CSVLogger), with epoch_seconds
-    tensorboard/     TensorBoard logs
-    checkpoints/     best.keras, the best model by the validation metric
-    backup/          BackupAndRestore state while training; gone when it ends
-    (a lab that trains in phases, e.g. pre-training then fine-tuning, has
-    history-<phase>.csv, backup-<phase>/ and checkpoints/best-<phase>.keras)
-    metrics.json     the final numbers (written last: its presence means "finished")
-    *.png            figures
-
-Killing a run (even with ``kill -9``) and running the same command again
-resumes from the last completed epoch: Keras's BackupAndRestore restores the
-weights, optimizer state and epoch counter, a phase that already finished is
-not trained again, and without ``--out`` the newest unfinished run with the
-same settings is picked up again.
+* the process's settings — seed, dtype policy, devices and the distribution
+  strategy of the Keras backend — are set once, by ``configure``; what differs
+  between TensorFlow, JAX and PyTorch is in ``dlcourse.backend``;
+* the run directory — where its files go, resuming an unfinished run, and
+  metrics.json — is ``dlcourse.run_dir.RunDirectory`` (its docstring states
+  the file layout);
+* ``Run`` here is the thin part a lab calls: ``compile`` with the run's
+  optimizer, ``fit`` with the standard callbacks (history, best checkpoint,
+  backup for resuming, TensorBoard), and ``finish``.
 """
-import csv
-import datetime
-import json
-import os
 import pathlib
-import shutil
 import sys
 import time
-import zipfile
 
-import h5py
 import keras
-import tensorflow as tf
 
-from dlcourse.cli import UsageError
+from dlcourse import backend
 from dlcourse.data import DataError, as_dataset
 from dlcourse.evaluation import evaluate_classifier
-from dlcourse.files import atomic_write
 from dlcourse.optimizers import make_optimizer, warmup_cosine
+from dlcourse.run_dir import RunDirectory, repair_after_kill, rewrite_history, runs_root
+
+__all__ = ["Run", "configure", "runs_root", "training_steps", "train_classifier",
+           "load_run_checkpoint", "check_same_run"]
 
 
-def runs_root():
-    """Where runs without ``--out`` go: ``runs/`` in the working folder, or ``DLCOURSE_RUNS_DIR``."""
-    return pathlib.Path(os.environ.get("DLCOURSE_RUNS_DIR") or "runs")
-
-
-# Settings that do not change what is computed, so a rerun that differs only
-# in them still resumes the same run.
-_NOT_PART_OF_IDENTITY = {"out", "verbose"}
-
-
-def _identity(config):
-    return {key: value for key, value in vars(config).items() if key not in _NOT_PART_OF_IDENTITY}
-
-
-def _read_json(path):
-    try:
-        return json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _read_history(path):
-    """Rows of a history CSV, one per epoch (the last row wins if an epoch was logged twice)."""
-    if not path.exists():
-        return []
-    with open(path, newline="") as stream:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(stream) if row.get("epoch")}
-    return [rows[epoch] for epoch in sorted(rows)]
-
-
-def _completed_epochs(run_dir):
-    """Epochs logged in a run directory, over all its training phases."""
-    return sum(len(_read_history(path)) for path in run_dir.glob("history*.csv"))
-
-
-def _find_unfinished_run(lab_root, config):
-    """The newest run directory of this lab with the same settings that never finished."""
-    if not lab_root.is_dir():
-        return None
-    for candidate in sorted(lab_root.iterdir(), reverse=True):
-        if (_completed_epochs(candidate) and not (candidate / "metrics.json").exists()
-                and _read_json(candidate / "config.json") == _identity(config)):
-            return candidate
-    return None
-
-
-def _choose_run_dir(config):
-    """Where this run writes, and whether it continues an earlier, unfinished one."""
-    if config.out is not None:
-        run_dir = pathlib.Path(config.out)
-        previous = _read_json(run_dir / "config.json")
-        if previous is None:
-            return run_dir, False
-        if (run_dir / "metrics.json").exists():
-            raise UsageError(f"{run_dir} already holds a finished run; choose another --out "
-                             "(or delete that directory to redo it)")
-        if previous != _identity(config):
-            raise UsageError(f"{run_dir} holds an unfinished run with other settings; "
-                             "rerun with those settings to resume it, or choose another --out")
-        return run_dir, _completed_epochs(run_dir) > 0
-    lab_root = runs_root() / config.lab
-    unfinished = _find_unfinished_run(lab_root, config)
-    if unfinished is not None:
-        return unfinished, True
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return lab_root / stamp, False
-
-
-def _split_cpu(logical_cpus):
-    """Present the CPU as ``logical_cpus`` devices; only possible before TensorFlow starts."""
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(logical_cpus)]
-    try:
-        tf.config.set_logical_device_configuration(cpu, wanted)
-    except RuntimeError:
-        if len(tf.config.list_logical_devices("CPU")) != logical_cpus:
-            raise UsageError("--logical-cpus must be set before TensorFlow starts "
-                             "(restart the kernel or run it from a fresh process)") from None
-
-
-def make_strategy(name):
-    """The ``tf.distribute`` strategy named on the command line."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise UsageError("--strategy multiworker needs the TF_CONFIG environment variable "
-                             "(cluster and task of this worker)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise UsageError(f"unknown strategy {name!r}")
-
-
-def _readable_backup(weights, metadata):
-    try:
-        json.loads(metadata.read_text())
-        with h5py.File(weights, "r") as store:  # read every array, not just the header
-            store.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
-        return True
-    except Exception:  # any failure means "not usable", whatever raised it
-        return False
-
-
-def _repair_after_kill(paths):
-    """Make what a killed run left behind readable again, losing at most the epoch in flight.
-
-    ``kill -9`` can land while Keras writes a file.  BackupAndRestore
-    (with ``double_checkpoint``) falls back to its previous copy for unreadable
-    weights, but not for a half-written first backup or metadata file; a
-    half-written best checkpoint or history line would break the end of the run.
-    """
-    history = paths["history"]
-    if history.exists():
-        text = history.read_text()
-        if text and not text.endswith("\n"):  # a row cut off mid-line
-            with atomic_write(history) as stream:
-                stream.write(text[:text.rfind("\n") + 1])
-    backup = paths["backup"]
-    weights, metadata = backup / "latest.weights.h5", backup / "training_metadata.json"
-    previous = weights.with_name(weights.name + ".bkp"), metadata.with_name(metadata.name + ".bkp")
-    if backup.exists() and not _readable_backup(weights, metadata):
-        if _readable_backup(*previous):
-            shutil.copyfile(previous[0], weights)
-            shutil.copyfile(previous[1], metadata)
-            print("The last backup was cut off by the interruption; using the one before it")
-        else:
-            shutil.rmtree(backup)
-            print("The only backup was cut off by the interruption; this phase starts again")
-    best = paths["best"]
-    if best.exists():
-        try:
-            with zipfile.ZipFile(best) as archive:
-                damaged = archive.testzip() is not None
-        except zipfile.BadZipFile:
-            damaged = True
-        if damaged:
-            best.unlink()
+def configure(config):
+    """Set what holds for the whole process (devices first: TensorFlow fixes them when it starts),
+    the seeds and the dtype policy; returns the ``--strategy`` of this backend."""
+    if config.logical_cpus:
+        backend.split_cpu(config.logical_cpus)
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
+    return backend.make_strategy(config.strategy)
 
 
 class EpochTime(keras.callbacks.Callback):
@@ -198,43 +56,29 @@ def training_steps(config, num_examples, epochs=None):
 
 
 class Run:
-    """One training run: its directory, strategy and callbacks, and what it reports."""
+    """One training run: the process's settings, its directory, and compile/fit/finish."""
 
     def __init__(self, config):
         self.started = time.time()
         self.config = config
-        if config.logical_cpus:
-            _split_cpu(config.logical_cpus)
-        keras.utils.set_random_seed(config.seed)
-        keras.mixed_precision.set_dtype_policy("mixed_float16" if config.mixed_precision else "float32")
-        self.strategy = make_strategy(config.strategy)
-        self.dir, resuming = _choose_run_dir(config)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.json").write_text(json.dumps(_identity(config), indent=2) + "\n")
-        self.resumed_from_epoch = _completed_epochs(self.dir) if resuming else 0
-        if resuming:
-            print(f"Resuming the unfinished run in {self.dir} after {self.resumed_from_epoch} epoch(s)")
-        else:
-            print(f"Run directory: {self.dir}")
+        self.strategy = configure(config)
+        self.directory = RunDirectory(config)
+        self.dir = self.directory.dir
+        self.resumed_from_epoch = self.directory.resumed_from_epoch
 
     @property
     def replicas(self):
         return self.strategy.num_replicas_in_sync
 
     def path(self, name):
-        return self.dir / name
-
-    def _phase_paths(self, phase):
-        suffix = f"-{phase}" if phase else ""
-        return {"history": self.path(f"history{suffix}.csv"), "backup": self.path(f"backup{suffix}"),
-                "best": self.path("checkpoints") / f"best{suffix}.keras"}
+        return self.directory.path(name)
 
     @property
     def best_checkpoint(self):
-        return self._phase_paths(None)["best"]
+        return self.directory.phase_paths(None)["best"]
 
     def history_path(self, phase=None):
-        return self._phase_paths(phase)["history"]
+        return self.directory.phase_paths(phase)["history"]
 
     def figure_path(self, name, phase=None):
         """``<name>.png``, or ``<name>-<phase>.png`` for one phase of a multi-phase lab."""
@@ -242,7 +86,7 @@ class Run:
 
     def history(self, phase=None):
         """Rows of the history CSV of ``phase``, one per completed epoch."""
-        return _read_history(self._phase_paths(phase)["history"])
+        return self.directory.history(phase)
 
     def optimizer(self, total_steps=None, lr_scale=1.0, **kwargs):
         """The ``--optimizer`` at ``--lr`` × ``lr_scale``; ``--schedule cosine`` needs ``total_steps``."""
@@ -266,23 +110,23 @@ class Run:
 
     def callbacks(self, monitor="val_accuracy", mode="max", phase=None):
         """The Keras callbacks every lab trains with."""
-        paths = self._phase_paths(phase)
+        paths = self.directory.phase_paths(phase)
         best_so_far = [float(row[monitor]) for row in self.history(phase) if row.get(monitor)]
         best = None
         if best_so_far and paths["best"].exists():  # else the next epoch must write one
             best = (max if mode == "max" else min)(best_so_far)
         paths["best"].parent.mkdir(exist_ok=True)
-        log_dir = self.path("tensorboard") / phase if phase else self.path("tensorboard")
         # Order matters for a kill between two of them: the epoch is logged and
         # checkpointed before it is backed up, so at worst it is trained again.
-        return [
+        callbacks = [
             EpochTime(),
             keras.callbacks.CSVLogger(str(paths["history"]), append=True),
             keras.callbacks.ModelCheckpoint(str(paths["best"]), monitor=monitor, mode=mode,
                                             save_best_only=True, initial_value_threshold=best),
             keras.callbacks.BackupAndRestore(str(paths["backup"]), double_checkpoint=True),
-            keras.callbacks.TensorBoard(str(log_dir), profile_batch=0),
+            backend.tensorboard_callback(paths["tensorboard"]),
         ]
+        return [callback for callback in callbacks if callback is not None]
 
     def fit(self, model, train_data, validation_data, monitor="val_accuracy", mode="max",
             epochs=None, phase=None, extra_callbacks=()):
@@ -295,7 +139,7 @@ class Run:
         to the epoch's logs can be the ``monitor`` of the best checkpoint.
         """
         epochs = epochs or self.config.epochs
-        paths = self._phase_paths(phase)
+        paths = self.directory.phase_paths(phase)
         finished_before = (len(self.history(phase)) >= epochs and not paths["backup"].exists()
                            and paths["best"].exists())
         if finished_before:
@@ -305,12 +149,12 @@ class Run:
             # which Keras never clears: a later fit of the same model (the next
             # phase) would skip its first epochs.  Start every phase from 0.
             model._initial_epoch = None
-            _repair_after_kill(paths)
-            # The tf.data pipelines shuffle themselves (seeded); fit must not try to.
+            repair_after_kill(paths)
+            # The data pipelines shuffle themselves (seeded); fit must not try to.
             model.fit(train_data, validation_data=validation_data, shuffle=False, epochs=epochs,
                       callbacks=list(extra_callbacks) + self.callbacks(monitor, mode, phase),
                       verbose=self._verbosity())
-            self._rewrite_history(paths["history"])
+            rewrite_history(paths["history"])
         if paths["best"].exists():
             # Layer weights only: the checkpoint's optimizer state is of no use here.
             best = keras.models.load_model(paths["best"], compile=False)
@@ -323,29 +167,18 @@ class Run:
             return self.config.verbose
         return 1 if sys.stdout.isatty() else 2
 
-    @staticmethod
-    def _rewrite_history(path):
-        """Drop an epoch logged twice (a kill between logging and backing up repeats it)."""
-        rows = _read_history(path)
-        if rows:
-            with atomic_write(path, newline="") as stream:
-                writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-
     def finish(self, **metrics):
         """Write metrics.json (last, so that it marks the run as finished) and return it."""
         metrics = {"lab": self.config.lab, **metrics,
                    "wall_seconds": round(time.time() - self.started, 2),
-                   "epochs": _completed_epochs(self.dir),
+                   "epochs": self.directory.completed_epochs(),
                    "resumed_from_epoch": self.resumed_from_epoch,
+                   "backend": backend.name(),
                    "replicas": self.replicas,
                    "dtype_policy": keras.mixed_precision.dtype_policy().name,
-                   "devices": [device.name for device in tf.config.list_logical_devices()
-                               if device.device_type in ("GPU", "CPU")],
+                   "devices": backend.devices(),
                    "run_dir": str(self.dir)}
-        with atomic_write(self.path("metrics.json"), encoding="utf-8") as stream:
-            stream.write(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+        self.directory.write_metrics(metrics)
         return metrics
 
 

@@ -40,10 +40,9 @@ import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
 from matplotlib.figure import Figure
 
-from dlcourse import cli, data, figures, hangul
+from dlcourse import backend, cli, data, figures, hangul
 from dlcourse.data import DataError
 from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
 
@@ -114,7 +113,7 @@ def build_vocabulary(train_text, level, min_count=2):
 
 
 def make_windows(token_ids, seq_length, batch_size, shuffle=False, seed=None, replicas=1):
-    """A ``tf.data`` pipeline of ``(inputs, targets)`` batches, each of shape (batch, seq_length).
+    """Batches of ``(inputs, targets)`` windows, each of shape (batch, seq_length).
 
     Windows of ``seq_length + 1`` tokens start every ``seq_length`` tokens, so
     every token is a target exactly once per epoch; the targets are the inputs
@@ -127,17 +126,9 @@ def make_windows(token_ids, seq_length, batch_size, shuffle=False, seed=None, re
     if replicas > 1:
         count -= count % replicas
         batch_size = max(replicas, batch_size - batch_size % replicas)
-    windows = (tf.data.Dataset.from_tensor_slices(np.asarray(token_ids, dtype="int32"))
-               .window(seq_length + 1, shift=seq_length, drop_remainder=True)
-               .flat_map(lambda window: window.batch(seq_length + 1))
-               .map(lambda window: (window[:-1], window[1:]))
-               # flat_map hides how many windows there are; Keras wants to know it.
-               .apply(tf.data.experimental.assert_cardinality(count_windows(len(token_ids), seq_length)))
-               .take(count)
-               .cache())
-    if shuffle:
-        windows = windows.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return windows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    starts = np.arange(count) * seq_length
+    windows = np.asarray(token_ids, dtype="int32")[starts[:, None] + np.arange(seq_length + 1)]
+    return backend.batches(windows[:, :-1], windows[:, 1:], batch_size, shuffle=shuffle, seed=seed)
 
 
 def count_windows(num_tokens, seq_length):
@@ -161,7 +152,7 @@ def prepare_text(config):
 
 
 def add_pipelines(prepared, config, replicas=1):
-    """The training (shuffled, seeded) and validation ``tf.data`` pipelines of ``prepared``."""
+    """The training (shuffled, seeded) and validation batches of ``prepared``."""
     for name in ("train", "validation"):
         if count_windows(len(prepared[f"{name}_ids"]), config.seq_length) < replicas:
             raise DataError(f"{config.corpus or 'corpus'}: the {name} text has too few windows "
@@ -288,7 +279,7 @@ class TextGenerator:
         self.embedding = model.get_layer("embedding")
         self.recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
         self.output_layer = model.get_layer("next_token")
-        self._step = tf.function(self._step_eagerly, reduce_retracing=True)
+        self._step = backend.compiled(self._step_eagerly)
 
     def _step_eagerly(self, token_ids, states):
         hidden = self.embedding(token_ids)
@@ -302,7 +293,7 @@ class TextGenerator:
         states = []
         for layer in self.recurrent:
             count = 2 if isinstance(layer, keras.layers.LSTM) else 1
-            states.append([tf.zeros((batch, layer.cell.units), dtype=layer.cell.compute_dtype)
+            states.append([np.zeros((batch, layer.cell.units), dtype=layer.cell.compute_dtype)
                            for _ in range(count)])
         return states
 
@@ -330,14 +321,14 @@ class TextGenerator:
         batch = len(temperatures)
         states = self._initial_states(batch)
         for token_id in prime_ids:
-            probabilities, states = self._step(tf.fill((batch,), token_id), states)
+            probabilities, states = self._step(np.full((batch,), token_id, dtype="int32"), states)
         wanted = len(prime) + length
         generated = [[] for _ in temperatures]
         texts = [prime] * batch
         done = [False] * batch
         for _ in range(4 * (length + 1) + 8):  # a character takes at most 3 jamo
             next_ids = [sample_token(row, temperature, top_k, rng)
-                        for row, temperature in zip(probabilities.numpy(), temperatures)]
+                        for row, temperature in zip(backend.to_numpy(probabilities), temperatures)]
             for row, token_id in enumerate(next_ids):
                 if not done[row]:
                     generated[row].append(self.vocabulary.tokens[token_id])
@@ -346,7 +337,7 @@ class TextGenerator:
                     done[row] = len(texts[row]) > wanted
             if all(done):
                 break
-            probabilities, states = self._step(tf.constant(next_ids, dtype="int32"), states)
+            probabilities, states = self._step(np.asarray(next_ids, dtype="int32"), states)
         return [text[:wanted] for text in texts]
 
 

@@ -39,10 +39,9 @@ import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
 from matplotlib.figure import Figure
 
-from dlcourse import cli, crawler, data, figures, rouge, seq2seq, title_baselines
+from dlcourse import backend, cli, crawler, data, figures, rouge, seq2seq, title_baselines
 from dlcourse.data import DataError
 from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
 
@@ -108,15 +107,12 @@ def texts(pairs, key):
 
 
 def make_dataset(vocabulary, pairs, config, shuffle=False):
-    """``((encoder_tokens, decoder_tokens), targets)`` batches as a ``tf.data`` pipeline."""
+    """``({"encoder_tokens", "decoder_tokens"}, targets)`` batches (``dlcourse.backend.batches``)."""
     encoder_ids, decoder_inputs, targets = seq2seq.encode_pairs(
         vocabulary, texts(pairs, "body"), texts(pairs, "title"), config.encoder_length,
         config.decoder_length)
-    dataset = tf.data.Dataset.from_tensor_slices(
-        ({"encoder_tokens": encoder_ids, "decoder_tokens": decoder_inputs}, targets)).cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(targets), seed=config.seed, reshuffle_each_iteration=True)
-    return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+    return backend.batches({"encoder_tokens": encoder_ids, "decoder_tokens": decoder_inputs}, targets,
+                           config.batch_size, shuffle=shuffle, seed=config.seed)
 
 
 def prepare(config):

@@ -34,6 +34,14 @@ def test_multiworker_without_tf_config_is_a_usage_error(capsys, monkeypatch, tmp
     assert "TF_CONFIG" in capsys.readouterr().err
 
 
+def test_multiworker_with_a_tf_config_that_is_not_json_is_one_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("TF_CONFIG", "{cluster: worker}")
+    assert cnn_mnist.main(["--smoke", "--strategy", "multiworker", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "TF_CONFIG is not JSON" in error
+    assert not (tmp_path / "config.json").exists()
+
+
 def test_week_runner_rejects_unknown_lab(capsys):
     assert week1.main(["--lab", "nope"]) == 2
     assert "invalid choice" in capsys.readouterr().err

@@ -16,9 +16,9 @@ def logged_epochs(history_csv):
     return max(0, history_csv.read_text().count("\n") - 1) if history_csv.exists() else 0
 
 
-def kill_when(lab, arguments, ready, cwd=REPO, timeout=240):
+def kill_when(lab, arguments, ready, cwd=REPO, timeout=240, env=None):
     """Start ``python -m labs.<lab> arguments`` and SIGKILL it as soon as ``ready()`` is true."""
-    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     process = subprocess.Popen(lab_command(f"labs.{lab}", *arguments), cwd=cwd, env=environment,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -4,7 +4,7 @@ import json
 import h5py
 import numpy as np
 
-from dlcourse import training
+from dlcourse import run_dir
 
 
 def write_backup(folder, epoch, suffix=""):
@@ -25,7 +25,7 @@ def test_cut_off_backup_falls_back_to_the_previous_one(tmp_path):
     write_backup(paths["backup"], 5)
     weights = paths["backup"] / "latest.weights.h5"
     weights.write_bytes(weights.read_bytes()[:200])  # killed while writing epoch 5
-    training._repair_after_kill(paths)
+    run_dir.repair_after_kill(paths)
     assert json.loads((paths["backup"] / "training_metadata.json").read_text())["epoch"] == 4
     with h5py.File(weights, "r") as store:
         assert store["kernel"][0, 0] == 4
@@ -35,7 +35,7 @@ def test_cut_off_first_backup_is_dropped(tmp_path):
     paths = phase_paths(tmp_path)
     write_backup(paths["backup"], 1)
     (paths["backup"] / "training_metadata.json").write_text('{"epo')
-    training._repair_after_kill(paths)
+    run_dir.repair_after_kill(paths)
     assert not paths["backup"].exists()
 
 
@@ -43,7 +43,7 @@ def test_intact_backup_is_left_alone(tmp_path):
     paths = phase_paths(tmp_path)
     write_backup(paths["backup"], 3)
     before = (paths["backup"] / "latest.weights.h5").read_bytes()
-    training._repair_after_kill(paths)
+    run_dir.repair_after_kill(paths)
     assert (paths["backup"] / "latest.weights.h5").read_bytes() == before
 
 
@@ -52,6 +52,6 @@ def test_cut_off_history_row_and_damaged_checkpoint(tmp_path):
     paths["history"].write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3")  # no newline: cut mid-row
     paths["best"].parent.mkdir()
     paths["best"].write_bytes(b"PK\x03\x04 half a zip file")
-    training._repair_after_kill(paths)
+    run_dir.repair_after_kill(paths)
     assert paths["history"].read_text() == "epoch,loss\n0,0.5\n1,0.4\n"
     assert not paths["best"].exists()

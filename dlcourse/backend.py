@@ -1,0 +1,290 @@
+"""The one place where the labs meet TensorFlow, JAX or PyTorch directly.
+
+Keras 3 runs the same model on all three (``KERAS_BACKEND=tensorflow``, the
+default, ``jax`` or ``torch``).  What Keras does not cover lives here, one
+function per need, each with a form for every backend:
+
+* ``batches``: training batches from NumPy arrays — a ``tf.data`` pipeline on
+  TensorFlow (what ``tf.distribute`` splits between replicas), a
+  ``keras.utils.PyDataset`` elsewhere;
+* ``compiled``: a function called once per generated token, traced once —
+  ``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager under
+  ``torch.no_grad`` on PyTorch;
+* ``make_strategy`` and ``split_cpu``: data parallelism over several devices —
+  ``tf.distribute`` strategies on TensorFlow, ``keras.distribution.DataParallel``
+  on JAX; a strategy a backend cannot do is one readable ``UsageError``;
+* ``devices`` and ``tensorboard_callback``: what metrics.json records, and
+  TensorBoard logs when TensorFlow (which writes them) is installed.
+
+TensorFlow is imported only by the functions that need it, so a machine with
+JAX or PyTorch and no TensorFlow runs every lab.
+"""
+import contextlib
+import importlib.util
+import json
+import math
+import os
+
+import keras
+import numpy as np
+
+from dlcourse.cli import UsageError
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def name():
+    """The Keras backend of this process: "tensorflow", "jax" or "torch"."""
+    return keras.backend.backend()
+
+
+def tensorflow_installed():
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches of NumPy arrays in a new seeded order every epoch (the non-TensorFlow ``batches``).
+
+    ``inputs`` is an array or a dict of arrays (a model with named inputs);
+    every array has the examples along its first axis.
+    """
+
+    def __init__(self, inputs, targets, batch_size, shuffle=False, seed=None):
+        super().__init__()
+        self.inputs, self.targets = inputs, np.asarray(targets)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self):
+        count = len(self.targets)
+        if not self.shuffle:
+            return np.arange(count)
+        return np.random.default_rng([self.seed or 0, self.epoch]).permutation(count)
+
+    def __len__(self):
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        if isinstance(self.inputs, dict):
+            return {key: value[rows] for key, value in self.inputs.items()}, self.targets[rows]
+        return self.inputs[rows], self.targets[rows]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self._order()
+
+
+def batches(inputs, targets, batch_size, shuffle=False, seed=None):
+    """Training or evaluation batches of ``(inputs, targets)``; ``shuffle`` reshuffles every epoch.
+
+    On TensorFlow a cached, prefetched ``tf.data`` pipeline, which
+    ``tf.distribute`` strategies split between replicas; on JAX and PyTorch an
+    ``ArrayBatches``.  Either way Keras's ``fit`` must not shuffle again.
+    """
+    if name() != "tensorflow":
+        return ArrayBatches(inputs, targets, batch_size, shuffle=shuffle, seed=seed)
+    import tensorflow as tf
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------
+# Generation steps
+# ---------------------------------------------------------------------------
+
+def compiled(function):
+    """``function`` (Keras layers in, Keras tensors out; no training) traced once per input shape.
+
+    Text generation calls a one-token step hundreds of times; tracing it
+    skips Keras's per-call overhead.  The function's arguments may be NumPy
+    arrays or lists of them; its results go through ``to_numpy``.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return tf.function(function, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+        return jax.jit(function)
+    if backend == "torch":
+        import torch
+
+        def without_gradients(*args, **kwargs):
+            with torch.no_grad():
+                return function(*args, **kwargs)
+        return without_gradients
+    return function
+
+
+def to_numpy(tensor):
+    """A NumPy array of a backend tensor (what ``compiled`` functions return)."""
+    if name() == "tensorflow":
+        return tensor.numpy()  # convert_to_numpy warns about NumPy 2's copy keyword here
+    return keras.ops.convert_to_numpy(tensor)
+
+
+# ---------------------------------------------------------------------------
+# Devices and strategies
+# ---------------------------------------------------------------------------
+
+def split_cpu(count):
+    """Present the CPU as ``count`` devices (to try ``--strategy mirrored`` without GPUs).
+
+    TensorFlow: logical devices, possible only before it starts.  JAX: XLA's
+    host-platform device count, read when JAX first lists its devices.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+        except RuntimeError:
+            if len(tf.config.list_logical_devices("CPU")) != count:
+                raise UsageError("--logical-cpus must be set before TensorFlow starts "
+                                 "(restart the kernel or run it from a fresh process)") from None
+        return
+    if backend == "jax":
+        flag = f"--xla_force_host_platform_device_count={count}"
+        os.environ["XLA_FLAGS"] = " ".join(
+            [part for part in os.environ.get("XLA_FLAGS", "").split()
+             if not part.startswith("--xla_force_host_platform_device_count")] + [flag])
+        import jax
+        if len(jax.devices("cpu")) != count:
+            raise UsageError("--logical-cpus must be set before JAX starts "
+                             "(restart the kernel or run it from a fresh process)")
+        return
+    raise UsageError(f"--logical-cpus needs the tensorflow or jax backend, not {backend}")
+
+
+class _KerasDistribution:
+    """A ``keras.distribution`` (JAX) in the shape the labs use: ``scope()``, ``num_replicas_in_sync``."""
+
+    def __init__(self, distribution, replicas):
+        self.distribution, self.num_replicas_in_sync = distribution, replicas
+
+    def scope(self):
+        return self.distribution.scope()
+
+
+class _OneDevice:
+    """No distribution: what ``--strategy default`` is on JAX and PyTorch."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def make_strategy(strategy):
+    """The ``--strategy`` for this backend: an object with ``scope()`` and ``num_replicas_in_sync``.
+
+    * default: one device (TensorFlow's default strategy);
+    * mirrored: every local device — ``tf.distribute.MirroredStrategy`` on
+      TensorFlow, ``keras.distribution.DataParallel`` on JAX;
+    * multiworker: ``tf.distribute.MultiWorkerMirroredStrategy``, TensorFlow only,
+      with this worker's ``TF_CONFIG``.
+    """
+    backend = name()
+    if strategy == "default":
+        if backend == "tensorflow":
+            import tensorflow as tf
+            return tf.distribute.get_strategy()
+        return _OneDevice()
+    if strategy == "mirrored":
+        if backend == "tensorflow":
+            import tensorflow as tf
+            return tf.distribute.MirroredStrategy()
+        if backend == "jax":
+            devices = keras.distribution.list_devices()
+            distribution = keras.distribution.DataParallel(devices=devices)
+            keras.distribution.set_distribution(distribution)
+            return _KerasDistribution(distribution, len(devices))
+        raise UsageError("--strategy mirrored needs the tensorflow or jax backend "
+                         f"(KERAS_BACKEND is {backend})")
+    if strategy == "multiworker":
+        if backend != "tensorflow":
+            raise UsageError("--strategy multiworker needs the tensorflow backend "
+                             f"(KERAS_BACKEND is {backend})")
+        if "TF_CONFIG" not in os.environ:
+            raise UsageError("--strategy multiworker needs the TF_CONFIG environment variable "
+                             "(cluster and task of this worker)")
+        try:
+            json.loads(os.environ["TF_CONFIG"])["cluster"]
+        except (ValueError, TypeError, KeyError):
+            raise UsageError("TF_CONFIG is not JSON with a \"cluster\" (and this worker's \"task\"), "
+                             'e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                             '"task": {"type": "worker", "index": 0}}') from None
+        return _multi_worker_strategy()
+    raise UsageError(f"unknown strategy {strategy!r}")
+
+
+def _multi_worker_strategy():
+    """``tf.distribute.MultiWorkerMirroredStrategy`` with a ``reduce`` that Keras 3's ``fit`` can use.
+
+    Keras 3 (its TensorFlow trainer) calls ``strategy.reduce`` twice in ways
+    this strategy, with two or more workers, rejects — see keras-team/keras#20585
+    and tensorflow/tensorflow#72388:
+
+    * on the first batch, an ``(inputs, targets)`` tuple of ``PerReplica``
+      values, in one call (``_maybe_symbolic_build``): ``MirroredStrategy``
+      reduces each value, this one tries to make the tuple one tensor;
+    * on every step's loss and metrics, which are scalars, with ``axis=0``
+      (``reduce_per_replica``), which a scalar does not have.
+
+    Here each value of a tuple is reduced on its own, and a scalar across the
+    replicas only: what ``MirroredStrategy`` computes in both cases.
+    """
+    import tensorflow as tf
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            reduce = super().reduce
+
+            def reduce_one(one):
+                scalar = self.experimental_local_results(one)[0].shape.rank == 0
+                return reduce(reduce_op, one, None if scalar else axis)
+            return tf.nest.map_structure(reduce_one, value)
+
+    return MultiWorkerMirroredStrategy()
+
+
+def devices():
+    """The accelerators this backend computes on (else its CPU), by name, for metrics.json.
+
+    A GPU is named by its model where the backend says it ("gpu:0 NVIDIA H200").
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        models = {f"GPU:{index}": tf.config.experimental.get_device_details(gpu).get("device_name", "")
+                  for index, gpu in enumerate(tf.config.list_physical_devices("GPU"))}
+        return [f"{device.name} {models.get(device.name.split('device:')[-1], '')}".strip()
+                for device in tf.config.list_logical_devices() if device.device_type in ("GPU", "CPU")]
+    if backend == "jax":
+        import jax
+        return [f"{device.platform}:{device.id} {device.device_kind}" for device in jax.devices()]
+    if backend == "torch":
+        import torch
+        if torch.cuda.is_available():
+            return [f"cuda:{index} {torch.cuda.get_device_name(index)}"
+                    for index in range(torch.cuda.device_count())]
+        return ["cpu"]
+    return []
+
+
+def tensorboard_callback(log_dir):
+    """Keras's TensorBoard callback, or None (with a note) where TensorFlow, its writer, is missing."""
+    if not tensorflow_installed():
+        print("note: TensorFlow is not installed, so no TensorBoard logs are written")
+        return None
+    return keras.callbacks.TensorBoard(str(log_dir), profile_batch=0)

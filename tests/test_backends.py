@@ -1,0 +1,166 @@
+"""The labs on every Keras 3 backend: JAX and PyTorch besides TensorFlow (the rest of the suite).
+
+Each lab runs in a subprocess with ``KERAS_BACKEND`` set, as a user would run
+it.  JAX comes with the dev extra; PyTorch is not installed by ``make test``
+(from PyPI it brings several GB of CUDA libraries), so its tests are skipped
+with that reason where it is missing.  ``tests/without_tensorflow`` makes a
+Python in which TensorFlow cannot be imported, for the labs on a machine
+that has JAX and no TensorFlow.
+"""
+import importlib.util
+
+import pytest
+
+from dlcourse import hangul
+from tests.conftest import REPO, read_metrics, run_lab
+from tests.test_resume import kill_when, logged_epochs
+
+BACKENDS = [
+    pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                                                 reason="JAX is not installed (pip install -e .[jax])")),
+    pytest.param("torch", marks=pytest.mark.skipif(
+        importlib.util.find_spec("torch") is None,
+        reason="PyTorch is not installed: make test leaves it out, since PyTorch from PyPI brings "
+               "several GB of CUDA libraries (pip install -e .[torch] to run these)")),
+]
+WITHOUT_TENSORFLOW = str(REPO / "tests" / "without_tensorflow")
+
+
+def on(backend, module, *arguments, without_tensorflow=False, timeout=600):
+    env = {"KERAS_BACKEND": backend}
+    if without_tensorflow:
+        env["PYTHONPATH"] = f"{WITHOUT_TENSORFLOW}:{REPO}"
+    return run_lab(module, *arguments, env=env, timeout=timeout)
+
+
+def finished(result, run_dir, backend):
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(run_dir)
+    assert metrics["backend"] == backend
+    assert metrics["devices"] and metrics["replicas"] == 1
+    return metrics
+
+
+# Tiny data and two short epochs: well above chance, far from the full run.
+WEEK1_FLOORS = {"softmax_mnist": 0.6, "mlp_mnist": 0.6, "cnn_mnist": 0.5, "stacked_autoencoder": 0.5,
+                "iris_ann": 0.3}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_week1(tmp_path, backend):
+    """The whole week in one process.  On JAX, Python cannot import TensorFlow here: the labs
+    must not need it (only TensorBoard's logs do, and they are left out with a note)."""
+    without_tensorflow = backend == "jax"
+    result = on(backend, "labs.week1", "--smoke", "--epochs", 2, "--out", tmp_path,
+                without_tensorflow=without_tensorflow, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for lab, floor in WEEK1_FLOORS.items():
+        assert finished(result, tmp_path / lab, backend)["test_accuracy"] > floor, lab
+        assert (tmp_path / lab / "checkpoints" / "best.keras").is_file()
+    assert 0 < finished(result, tmp_path / "autoencoder", backend)["test_reconstruction_mse"] < 0.1
+    if without_tensorflow:
+        assert "TensorFlow is not installed, so no TensorBoard logs are written" in result.stdout
+        assert not list(tmp_path.glob("*/tensorboard"))
+    else:
+        assert len(list(tmp_path.glob("*/tensorboard"))) == 6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cnn_with_mixed_precision(tmp_path, backend):
+    # --jit too on JAX; on PyTorch it is torch.compile, which took 473 s to compile this
+    # smoke run on 2 CPU cores: run by hand, not in the suite.
+    jit = ["--jit"] if backend == "jax" else []
+    result = on(backend, "labs.cnn_mnist", "--smoke", "--epochs", 2, "--mixed-precision", *jit,
+                "--out", tmp_path)
+    metrics = finished(result, tmp_path, backend)
+    assert metrics["dtype_policy"] == "mixed_float16" and metrics["test_accuracy"] > 0.3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_optimizers_lab_with_the_custom_adam(tmp_path, backend):
+    result = on(backend, "labs.optimizers", "--smoke", "--epochs", 1, "--keras-epochs", 1,
+                "--surface-steps", 50, "--out", tmp_path)
+    metrics = finished(result, tmp_path, backend)
+    table = {row["optimizer"]: row for row in metrics["optimizer_table"]}
+    # Same weights, same batches: the course's Adam matches Keras's on this backend too.
+    assert table["custom_adam"]["test_accuracy"] == pytest.approx(table["adam"]["test_accuracy"], abs=2e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_char_rnn_trains_and_generates(tmp_path, backend):
+    run_dir = tmp_path / "run"
+    result = on(backend, "labs.char_rnn", "--smoke", "--epochs", 2, "--sample-length", 20, "--out", run_dir)
+    metrics = finished(result, run_dir, backend)
+    assert 0 < metrics["val_bits_per_char"] < 20
+    # generation runs the traced one-token step of this backend
+    generated = on(backend, "labs.char_rnn", "generate", "--run", run_dir, "--prime", "대한민국",
+                   "--length", 30, "--seed", 3)
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    text = generated.stdout[:-1]
+    assert text.startswith("대한민국") and len(text) == len("대한민국") + 30
+    assert hangul.complete_syllables(text) == text
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_news_seq2seq_decodes_greedy_and_beam(tmp_path, backend):
+    result = on(backend, "labs.news_seq2seq", "--smoke", "--epochs", 1, "--out", tmp_path,
+                "--layers", 1, "--units", 16, "--embedding-dim", 16, "--beam-width", 2)
+    metrics = finished(result, tmp_path, backend)
+    assert set(metrics["rouge"]) == {"lead", "nearest_neighbour", "greedy", "beam"}
+    assert all(0 <= scores["rougeL"] <= 1 for scores in metrics["rouge"].values())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rcnn_detects(tmp_path, backend):
+    result = on(backend, "labs.rcnn", "--smoke", "--epochs", 1, "--out", tmp_path)
+    metrics = finished(result, tmp_path, backend)
+    assert 0 <= metrics["map50"] <= 1 and metrics["proposal_recall50"] > 0.5
+    assert (tmp_path / "detections.png").is_file()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killed_run_resumes(tmp_path, backend):
+    arguments = ["--smoke", "--batch-size", 8, "--epochs", 12, "--out", tmp_path]
+    kill_when("softmax_mnist", arguments, lambda: logged_epochs(tmp_path / "history.csv") >= 2,
+              env={"KERAS_BACKEND": backend})
+    before = logged_epochs(tmp_path / "history.csv")
+    metrics = finished(on(backend, "labs.softmax_mnist", *arguments), tmp_path, backend)
+    assert metrics["resumed_from_epoch"] == before >= 2 and metrics["epochs"] == 12
+
+
+def test_jax_mirrored_strategy_uses_every_logical_cpu(tmp_path):
+    pytest.importorskip("jax")
+    result = on("jax", "labs.softmax_mnist", "--smoke", "--epochs", 2, "--strategy", "mirrored",
+                "--logical-cpus", 2, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(tmp_path)
+    assert metrics["replicas"] == 2 and len(metrics["devices"]) == 2
+    assert metrics["test_accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("backend, strategy", [("torch", "mirrored"), ("jax", "multiworker")])
+def test_a_strategy_the_backend_cannot_do_is_one_line(tmp_path, backend, strategy):
+    pytest.importorskip(backend)
+    result = on(backend, "labs.softmax_mnist", "--smoke", "--strategy", strategy, "--out", tmp_path)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"--strategy {strategy} needs the tensorflow" in message and "Traceback" not in result.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_the_blocker_really_hides_tensorflow():
+    probe = run_lab("tests.without_tensorflow.probe", env={"PYTHONPATH": f"{WITHOUT_TENSORFLOW}:{REPO}"})
+    assert probe.stdout.split() == ["ModuleNotFoundError", "None"]
+
+
+def test_week1_notebook_on_jax(tmp_path, monkeypatch):
+    """The student's path on another backend: the kernel inherits KERAS_BACKEND."""
+    pytest.importorskip("jax")
+    nbformat = pytest.importorskip("nbformat")
+    from tests.test_notebooks import execute, smoke_version
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    notebook = nbformat.read(REPO / "notebooks" / "week1_softmax_mnist.ipynb", as_version=4)
+    outputs = execute(smoke_version(notebook, tmp_path / "run"))
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert [output for output in outputs if "image/png" in output.get("data", {})]
+    assert read_metrics(tmp_path / "run")["backend"] == "jax"
