@@ -13,6 +13,8 @@ function per need, each with a form for every backend:
 * ``make_strategy`` and ``split_cpu``: data parallelism over several devices —
   ``tf.distribute`` strategies on TensorFlow, ``keras.distribution.DataParallel``
   on JAX; a strategy a backend cannot do is one readable ``UsageError``;
+* ``gradients``: a loss's gradient with respect to Keras variables (what a
+  notebook's test compares a student's hand-written backward pass with);
 * ``devices`` and ``tensorboard_callback``: what metrics.json records, and
   TensorBoard logs when TensorFlow (which writes them) is installed.
 
@@ -122,6 +124,38 @@ def compiled(function):
                 return function(*args, **kwargs)
         return without_gradients
     return function
+
+
+def gradients(function, variables):
+    """d function() / d variable for every Keras variable in ``variables``, as NumPy arrays.
+
+    ``function`` takes no argument and returns a scalar computed from the
+    variables (a loss of a model's output).  Each backend differentiates in its
+    own way: TensorFlow records a ``GradientTape``, JAX differentiates a pure
+    function of the variables' values (``keras.StatelessScope`` maps each
+    variable to the value being differentiated), PyTorch runs autograd.  A
+    variable the function does not use gets None on TensorFlow and PyTorch,
+    zeros on JAX.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        with tf.GradientTape() as tape:
+            value = function()
+        return [None if gradient is None else gradient.numpy()
+                for gradient in tape.gradient(value, list(variables))]
+    if backend == "jax":
+        import jax
+
+        def of_values(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return function()
+        return [np.asarray(gradient) for gradient in jax.grad(of_values)([v.value for v in variables])]
+    if backend == "torch":
+        import torch
+        found = torch.autograd.grad(function(), [v.value for v in variables], allow_unused=True)
+        return [None if gradient is None else gradient.detach().cpu().numpy() for gradient in found]
+    raise UsageError(f"no gradients for the {backend} backend")
 
 
 def to_numpy(tensor):

@@ -185,3 +185,31 @@ def main(parser, run, argv=None, subcommands=None):
         report_error(parser.prog, "interrupted; run the same command again to resume")
         return 130
     return 0
+
+
+def configured_backend():
+    """The Keras backend a new process will load: ``KERAS_BACKEND``, else ~/.keras/keras.json's
+    (``KERAS_HOME`` moves that folder), else tensorflow — read without importing Keras."""
+    import json
+    import os
+    import pathlib
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = pathlib.Path(os.environ.get("KERAS_HOME") or pathlib.Path.home() / ".keras")
+    try:
+        return json.loads((home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def exit_if_backend_missing(prog="python -m labs"):
+    """One line and exit code 2, instead of Keras's traceback, when the backend is not installed."""
+    import importlib.util
+    backend = configured_backend()
+    if backend in ("tensorflow", "jax", "torch") and importlib.util.find_spec(backend) is None:
+        installed = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
+        choice = (f"or choose an installed one: KERAS_BACKEND={installed[0]}" if installed
+                  else "pip install -e '.[jax]' or '.[torch]' for another")
+        report_error(prog, f"Keras's backend {backend} is not installed (pip install -e '.[{backend}]', "
+                           f"{choice})")
+        raise SystemExit(2)
