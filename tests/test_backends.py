@@ -3,9 +3,11 @@
 Each lab runs in a subprocess with ``KERAS_BACKEND`` set, as a user would run
 it.  JAX comes with the dev extra; PyTorch is not installed by ``make test``
 (from PyPI it brings several GB of CUDA libraries), so its tests are skipped
-with that reason where it is missing.  ``tests/without_tensorflow`` makes a
-Python in which TensorFlow cannot be imported, for the labs on a machine
-that has JAX and no TensorFlow.
+with that reason where it is missing.  The JAX runs use a Python in which
+TensorFlow cannot be imported (``tests/without_tensorflow``): a machine with
+JAX and no TensorFlow runs every lab, and those runs skip TensorFlow's
+start-up time.  The PyTorch runs keep TensorFlow, which writes their
+TensorBoard logs.
 """
 import importlib.util
 
@@ -26,11 +28,15 @@ BACKENDS = [
 WITHOUT_TENSORFLOW = str(REPO / "tests" / "without_tensorflow")
 
 
-def on(backend, module, *arguments, without_tensorflow=False, timeout=600):
-    env = {"KERAS_BACKEND": backend}
-    if without_tensorflow:
-        env["PYTHONPATH"] = f"{WITHOUT_TENSORFLOW}:{REPO}"
-    return run_lab(module, *arguments, env=env, timeout=timeout)
+def environment(backend):
+    """KERAS_BACKEND, and on JAX a PYTHONPATH that hides TensorFlow."""
+    if backend == "jax":
+        return {"KERAS_BACKEND": backend, "PYTHONPATH": f"{WITHOUT_TENSORFLOW}:{REPO}"}
+    return {"KERAS_BACKEND": backend}
+
+
+def on(backend, module, *arguments, timeout=600):
+    return run_lab(module, *arguments, env=environment(backend), timeout=timeout)
 
 
 def finished(result, run_dir, backend):
@@ -51,8 +57,7 @@ def test_week1(tmp_path, backend):
     """The whole week in one process.  On JAX, Python cannot import TensorFlow here: the labs
     must not need it (only TensorBoard's logs do, and they are left out with a note)."""
     without_tensorflow = backend == "jax"
-    result = on(backend, "labs.week1", "--smoke", "--epochs", 2, "--out", tmp_path,
-                without_tensorflow=without_tensorflow, timeout=900)
+    result = on(backend, "labs.week1", "--smoke", "--epochs", 2, "--out", tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     for lab, floor in WEEK1_FLOORS.items():
         assert finished(result, tmp_path / lab, backend)["test_accuracy"] > floor, lab
@@ -122,7 +127,7 @@ def test_rcnn_detects(tmp_path, backend):
 def test_killed_run_resumes(tmp_path, backend):
     arguments = ["--smoke", "--batch-size", 8, "--epochs", 12, "--out", tmp_path]
     kill_when("softmax_mnist", arguments, lambda: logged_epochs(tmp_path / "history.csv") >= 2,
-              env={"KERAS_BACKEND": backend})
+              env=environment(backend))
     before = logged_epochs(tmp_path / "history.csv")
     metrics = finished(on(backend, "labs.softmax_mnist", *arguments), tmp_path, backend)
     assert metrics["resumed_from_epoch"] == before >= 2 and metrics["epochs"] == 12
@@ -158,7 +163,8 @@ def test_week1_notebook_on_jax(tmp_path, monkeypatch):
     pytest.importorskip("jax")
     nbformat = pytest.importorskip("nbformat")
     from tests.test_notebooks import execute, smoke_version
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    for name, value in environment("jax").items():
+        monkeypatch.setenv(name, value)
     notebook = nbformat.read(REPO / "notebooks" / "week1_softmax_mnist.ipynb", as_version=4)
     outputs = execute(smoke_version(notebook, tmp_path / "run"))
     assert not [output for output in outputs if output.output_type == "error"]
