@@ -32,8 +32,6 @@ import numpy as np
 
 from dlcourse.cli import UsageError
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
 
 def name():
     """The Keras backend of this process: "tensorflow", "jax" or "torch"."""
@@ -102,12 +100,18 @@ def batches(inputs, targets, batch_size, shuffle=False, seed=None):
 # Generation steps
 # ---------------------------------------------------------------------------
 
-def compiled(function):
+def compiled(function, variables):
     """``function`` (Keras layers in, Keras tensors out; no training) traced once per input shape.
 
     Text generation calls a one-token step hundreds of times; tracing it
-    skips Keras's per-call overhead.  The function's arguments may be NumPy
-    arrays or lists of them; its results go through ``to_numpy``.
+    skips Keras's per-call overhead.  ``variables`` are the Keras variables
+    the function reads (its model's ``variables``): a trace must read their
+    values at every call, not once, since the same step also writes samples
+    between epochs while the weights change.  TensorFlow's ``tf.function``
+    reads variables by reference; under ``jax.jit`` their values are passed in
+    at every call (``keras.StatelessScope`` maps each variable to its value);
+    PyTorch runs eagerly.  The function's arguments may be NumPy arrays or
+    lists of them; its results go through ``to_numpy``.
     """
     backend = name()
     if backend == "tensorflow":
@@ -115,13 +119,19 @@ def compiled(function):
         return tf.function(function, reduce_retracing=True)
     if backend == "jax":
         import jax
-        return jax.jit(function)
+        variables = list(variables)
+
+        def with_values(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return function(*args)
+        traced = jax.jit(with_values)
+        return lambda *args: traced([variable.value for variable in variables], *args)
     if backend == "torch":
         import torch
 
-        def without_gradients(*args, **kwargs):
+        def without_gradients(*args):
             with torch.no_grad():
-                return function(*args, **kwargs)
+                return function(*args)
         return without_gradients
     return function
 

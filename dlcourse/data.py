@@ -86,8 +86,9 @@ def _tfds_data():
     try:
         from dlcourse import tfds_data
     except ImportError as error:
-        raise DataError(f"--data-source tfds needs TensorFlow Datasets ({error}); "
-                        "`pip install tensorflow-datasets`, or use --data-source bundled") from None
+        raise DataError(f"--data-source tfds needs TensorFlow and TensorFlow Datasets ({error}); "
+                        "`pip install -e '.[tensorflow]'` (any KERAS_BACKEND can then read TFDS), "
+                        "or use --data-source bundled") from None
     return tfds_data
 
 

@@ -278,8 +278,8 @@ class Seq2Seq:
         self.decoder_step_model = decoder_step_model
         self._copy_model = None  # built by copy_gates, on first use
         # Decoding calls the step once per token: traced once, it skips Keras' per-call overhead.
-        self._encode = backend.compiled(self._encode_eagerly)
-        self._step = backend.compiled(self._step_eagerly)
+        self._encode = backend.compiled(self._encode_eagerly, training_model.variables)
+        self._step = backend.compiled(self._step_eagerly, training_model.variables)
 
     @classmethod
     def from_training_model(cls, training_model):

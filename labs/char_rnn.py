@@ -279,7 +279,7 @@ class TextGenerator:
         self.embedding = model.get_layer("embedding")
         self.recurrent = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
         self.output_layer = model.get_layer("next_token")
-        self._step = backend.compiled(self._step_eagerly)
+        self._step = backend.compiled(self._step_eagerly, model.variables)
 
     def _step_eagerly(self, token_ids, states):
         hidden = self.embedding(token_ids)

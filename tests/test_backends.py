@@ -10,6 +10,9 @@ start-up time.  The PyTorch runs keep TensorFlow, which writes their
 TensorBoard logs.
 """
 import importlib.util
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -170,3 +173,36 @@ def test_week1_notebook_on_jax(tmp_path, monkeypatch):
     assert not [output for output in outputs if output.output_type == "error"]
     assert [output for output in outputs if "image/png" in output.get("data", {})]
     assert read_metrics(tmp_path / "run")["backend"] == "jax"
+
+
+COMPILED_STEP_FOLLOWS_THE_WEIGHTS = """
+import keras, numpy as np
+from dlcourse import backend
+layer = keras.layers.Dense(1, use_bias=False)
+layer.build((None, 1))
+step = backend.compiled(lambda x: layer(x), layer.variables)
+outputs = []
+for weight in (2.0, 5.0):  # as between two epochs: same step, new weights
+    layer.set_weights([np.full((1, 1), weight, "float32")])
+    outputs.append(float(backend.to_numpy(step(np.ones((1, 1), "float32")))[0, 0]))
+print(backend.name(), *outputs)
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", *BACKENDS])
+def test_a_compiled_step_reads_the_current_weights(backend):
+    """The Char-RNN's samples and the titles' validation ROUGE are written between epochs by
+    one traced step: a trace that kept the weights it first saw (jax.jit of a closure does)
+    would write every epoch's samples with the first epoch's model."""
+    result = subprocess.run([sys.executable, "-c", COMPILED_STEP_FOLLOWS_THE_WEIGHTS],
+                            env={**os.environ, "PYTHONPATH": str(REPO), **environment(backend)},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [backend, "2.0", "5.0"]
+
+
+def test_tfds_without_tensorflow_is_one_line(tmp_path):
+    pytest.importorskip("jax")
+    result = on("jax", "labs.softmax_mnist", "--smoke", "--data-source", "tfds", "--out", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--data-source tfds needs TensorFlow and TensorFlow Datasets" in result.stderr.strip().splitlines()[-1]
