@@ -346,7 +346,10 @@ def test_crawl_delay_in_robots_txt_slows_the_crawler_down(serve, tmp_path):
     report = Crawler(news_profile(site), tmp_path / "out.jsonl", delay=0, progress=False).crawl()
     times = [moment for _, moment, _ in site.log]
     assert report.saved == 1 and len(times) == 3
-    assert min(later - earlier for earlier, later in zip(times, times[1:])) >= 0.98
+    # The crawler spaces the starts of its requests 1 s apart; the server sees them arrive after a
+    # latency that varies by tens of ms on a loaded machine (0.978 s seen in CI), and without the
+    # Crawl-delay (delay=0) they would arrive milliseconds apart.
+    assert min(later - earlier for earlier, later in zip(times, times[1:])) >= 0.9
 
 
 @pytest.mark.parametrize("status, allowed", [(404, True), (403, False), (503, False)])
