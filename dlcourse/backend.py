@@ -100,6 +100,15 @@ def batches(inputs, targets, batch_size, shuffle=False, seed=None):
 # Generation steps
 # ---------------------------------------------------------------------------
 
+def _of_values(function, variables):
+    """``function(*args)`` as a pure function ``(values, *args)`` of the variables' values (JAX):
+    inside it every variable reads its value from ``values`` (``keras.StatelessScope``)."""
+    def with_values(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return function(*args)
+    return with_values
+
+
 def compiled(function, variables):
     """``function`` (Keras layers in, Keras tensors out; no training) traced once per input shape.
 
@@ -120,11 +129,7 @@ def compiled(function, variables):
     if backend == "jax":
         import jax
         variables = list(variables)
-
-        def with_values(values, *args):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return function(*args)
-        traced = jax.jit(with_values)
+        traced = jax.jit(_of_values(function, variables))
         return lambda *args: traced([variable.value for variable in variables], *args)
     if backend == "torch":
         import torch
@@ -156,11 +161,9 @@ def gradients(function, variables):
                 for gradient in tape.gradient(value, list(variables))]
     if backend == "jax":
         import jax
-
-        def of_values(values):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return function()
-        return [np.asarray(gradient) for gradient in jax.grad(of_values)([v.value for v in variables])]
+        variables = list(variables)
+        found = jax.grad(_of_values(function, variables))([variable.value for variable in variables])
+        return [np.asarray(gradient) for gradient in found]
     if backend == "torch":
         import torch
         found = torch.autograd.grad(function(), [v.value for v in variables], allow_unused=True)

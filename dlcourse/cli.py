@@ -8,6 +8,10 @@ settings without a command line through ``make_config(parser, epochs=2,
 smoke=True)``, so the parser is the single source of every default.
 """
 import argparse
+import importlib.util
+import json
+import os
+import pathlib
 import sys
 
 from dlcourse.data import IMAGE_DATASETS, SOURCES, DataError
@@ -190,9 +194,6 @@ def main(parser, run, argv=None, subcommands=None):
 def configured_backend():
     """The Keras backend a new process will load: ``KERAS_BACKEND``, else ~/.keras/keras.json's
     (``KERAS_HOME`` moves that folder), else tensorflow — read without importing Keras."""
-    import json
-    import os
-    import pathlib
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
     home = pathlib.Path(os.environ.get("KERAS_HOME") or pathlib.Path.home() / ".keras")
@@ -204,7 +205,6 @@ def configured_backend():
 
 def exit_if_backend_missing(prog="python -m labs"):
     """One line and exit code 2, instead of Keras's traceback, when the backend is not installed."""
-    import importlib.util
     backend = configured_backend()
     if backend in ("tensorflow", "jax", "torch") and importlib.util.find_spec(backend) is None:
         installed = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
