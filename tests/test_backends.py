@@ -159,18 +159,21 @@ def test_the_blocker_really_hides_tensorflow():
     assert probe.stdout.split() == ["ModuleNotFoundError", "None"]
 
 
-def test_week1_notebook_on_jax(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend, name", [
+    pytest.param("jax", "week1_softmax_mnist", marks=needs_jax),
+    # PyTorch's optimizers take tensors only: this notebook once handed optimizer.apply NumPy arrays.
+    pytest.param("torch", "week2_optimizers", marks=needs_torch)])
+def test_a_notebook_on_another_backend(tmp_path, monkeypatch, backend, name):
     """The student's path on another backend: the kernel inherits KERAS_BACKEND."""
-    pytest.importorskip("jax")
     nbformat = pytest.importorskip("nbformat")
     from tests.test_notebooks import execute, smoke_version
-    for name, value in environment("jax").items():
-        monkeypatch.setenv(name, value)
-    notebook = nbformat.read(REPO / "notebooks" / "week1_softmax_mnist.ipynb", as_version=4)
+    for variable, value in environment(backend).items():
+        monkeypatch.setenv(variable, value)
+    notebook = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
     outputs = execute(smoke_version(notebook, tmp_path / "run"))
     assert not [output for output in outputs if output.output_type == "error"]
     assert [output for output in outputs if "image/png" in output.get("data", {})]
-    assert read_metrics(tmp_path / "run")["backend"] == "jax"
+    assert read_metrics(tmp_path / "run")["backend"] == backend
 
 
 COMPILED_STEP_FOLLOWS_THE_WEIGHTS = """
