@@ -354,17 +354,43 @@ def load_news_corpus(data_dir=None):
     return read_title_pairs(verified_path("news_corpus.jsonl", data_dir))
 
 
+def page_of(pair):
+    """The page a pair comes from: its ``url`` without the ``#fragment`` (sections of one page
+    share it), or ``None`` when the pair has no URL."""
+    url = pair.get("url")
+    return url.split("#", 1)[0] if isinstance(url, str) and url.strip() else None
+
+
 def split_pairs(pairs, fractions=(0.8, 0.1, 0.1), seed=0):
-    """Shuffle ``pairs`` with ``seed`` and cut them into consecutive parts of the given
-    fractions (training, validation, test): the same corpus and seed give the same split."""
+    """Cut ``pairs`` into parts of about the given fractions (training, validation, test),
+    keeping every page whole: the sections of one page (same ``url`` up to ``#``) all land in
+    the same part, so a test title is never written from a body whose page was trained on.
+
+    The pages are shuffled with ``seed`` and dealt out in that order: a page goes to the part
+    in which its middle pair falls, so the parts hold about ``fractions`` of the pairs (half a
+    page more or less at each cut).  A pair without a URL is a page of its own; when every page
+    has one pair this is the plain shuffle-and-cut of earlier versions, pair for pair.  The
+    same corpus and seed give the same split.
+    """
     if not fractions or any(fraction <= 0 for fraction in fractions) or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
-    if len(pairs) < len(fractions):
-        raise DataError(f"{len(pairs)} articles are too few to split into {len(fractions)} parts")
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    bounds = np.round(np.cumsum((0,) + tuple(fractions)) * len(pairs)).astype(int)
-    parts = [[pairs[index] for index in order[start:end]] for start, end in zip(bounds[:-1], bounds[1:])]
+    pages = {}
+    for index, pair in enumerate(pairs):
+        pages.setdefault(page_of(pair) or ("no url", index), []).append(pair)
+    groups = list(pages.values())
+    if len(groups) < len(fractions):
+        raise DataError(f"{len(pairs)} articles from {len(groups)} pages are too few to split "
+                        f"into {len(fractions)} parts")
+    bounds = np.round(np.cumsum(fractions) * len(pairs))  # the first pair of the next part
+    parts, dealt = [[] for _ in fractions], 0
+    for position in np.random.default_rng(seed).permutation(len(groups)):
+        group = groups[position]
+        middle = dealt + (len(group) - 1) / 2  # the middle pair's place in the dealt order
+        part = min(int(np.searchsorted(bounds, middle, side="right")), len(parts) - 1)
+        parts[part].extend(group)
+        dealt += len(group)
     for position, part in enumerate(parts):
         if not part:
-            raise DataError(f"{len(pairs)} articles leave part {position + 1} of the split empty")
+            raise DataError(f"{len(pairs)} articles from {len(groups)} pages leave part "
+                            f"{position + 1} of the split empty")
     return parts

@@ -82,3 +82,137 @@ def test_online_source_failure_is_one_clear_line(monkeypatch):
     monkeypatch.setattr(keras.datasets.mnist, "load_data", unreachable)
     with pytest.raises(data.DataError, match="could not download MNIST .*drop --data-source online"):
         data.load_mnist(source="online")
+
+
+# --- (title, body) pairs: the split keeps every page on one side ----------------------------
+
+def sectioned_corpus():
+    """Twenty pages of one to six sections each (``url#fragment``), and five pairs without a URL."""
+    pairs = [{"title": f"제목 {page}-{section}", "body": "본문", "url": f"doc:/help/page{page}.html#s{section}"}
+             for page in range(20) for section in range(1 + page % 6)]
+    return pairs + [{"title": f"제목 {index}", "body": "본문"} for index in range(5)]
+
+
+def test_split_never_puts_two_sections_of_one_page_on_two_sides():
+    pairs = sectioned_corpus()  # 71 pairs
+    for seed in range(5):
+        parts = data.split_pairs(pairs, (0.7, 0.1, 0.2), seed=seed)
+        pages = [{data.page_of(pair) for pair in part} - {None} for part in parts]
+        assert not (pages[0] & pages[1] or pages[0] & pages[2] or pages[1] & pages[2]), seed
+        assert sorted(pair["title"] for part in parts for pair in part) == sorted(p["title"] for p in pairs)
+        for part, fraction in zip(parts, (0.7, 0.1, 0.2)):  # within half of the largest page (6)
+            assert abs(len(part) - fraction * len(pairs)) <= 3 + 1, (seed, [len(p) for p in parts])
+
+
+def test_split_of_pages_is_seeded():
+    pairs = sectioned_corpus()
+    train, validation, test = data.split_pairs(pairs, (0.7, 0.1, 0.2), seed=0)
+    assert data.split_pairs(pairs, (0.7, 0.1, 0.2), seed=0) == [train, validation, test]
+    assert data.split_pairs(list(pairs), (0.7, 0.1, 0.2), seed=1)[2] != test
+    assert data.page_of({"url": "doc:/a.html#b"}) == "doc:/a.html" and data.page_of({"title": "t"}) is None
+
+
+def test_split_needs_as_many_pages_as_parts():
+    two_pages = [{"title": f"{index}", "body": "본문", "url": f"doc:/page{index % 2}.html#s{index}"}
+                 for index in range(10)]
+    with pytest.raises(data.DataError, match="too few"):
+        data.split_pairs(two_pages, (0.7, 0.1, 0.2))
+    one_big_page = two_pages[:1] + [{**pair, "url": "doc:/page0.html#x"} for pair in two_pages[1:]]
+    with pytest.raises(data.DataError, match="empty"):
+        data.split_pairs(one_big_page + [{"title": "a", "body": "b"}, {"title": "c", "body": "d"}],
+                         (0.7, 0.1, 0.2))
+
+
+# --- the title corpus's rebuild script (data/make_news_corpus.py): the two newer packages ----
+
+def corpus_script():
+    import importlib.util
+
+    from tests.conftest import REPO
+    spec = importlib.util.spec_from_file_location("make_news_corpus", REPO / "data" / "make_news_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MALLARD_PAGE = """<?xml version="1.0" encoding="utf-8"?>
+<page xmlns="http://projectmallard.org/1.0/" xmlns:if="http://projectmallard.org/if/1.0/"
+      type="topic" id="net-wireless-connect" xml:lang="ko">
+  <info><desc>인터넷에 연결합니다 — 무선으로.</desc><credit><name>그놈 문서 프로젝트</name></credit></info>
+  <title>무선 네트워크 연결</title>
+  <p>무선 연결이 가능한 컴퓨터라면 범위 안의 무선 네트워크에 연결할 수 있습니다.</p>
+  <steps>
+    <item><p><keyseq><key>Super</key><key>Tab</key></keyseq> 키를 누르고 <gui>설정</gui>을 엽니다.</p></item>
+    <item><if:choose><if:when test="platform:gnome-classic"><p>클래식 화면에서는 다르게 보입니다.</p></if:when>
+      <if:else><p>아이콘(<media type="image" src="x.svg"/>)이 바뀝니다.
+        자세한 내용은 <link xref="net-other"/>을 봅니다.</p></if:else>
+    </if:choose></item>
+  </steps>
+  <p if:test="platform:gnome-classic">클래식 데스크톱에서만 보이는 문단입니다.</p>
+  <section id="trouble"><title>연결이 안 되면</title>
+    <p>암호를 다시 입력하고, 무선 신호가 충분히 센지 확인한 다음 다시 연결을 시도해 봅니다.</p>
+  </section>
+</page>
+"""
+OTHER_PAGE = """<page xmlns="http://projectmallard.org/1.0/" id="net-other"><title>다른 네트워크</title>
+<p>Only English here.</p></page>"""
+
+
+def test_a_mallard_page_becomes_a_page_pair_and_a_section_pair(tmp_path):
+    script = corpus_script()
+    guide = tmp_path / "site" / "help" / "ko" / "gnome-help"
+    guide.mkdir(parents=True)
+    (guide / "net-wireless-connect.page").write_text(MALLARD_PAGE, encoding="utf-8")
+    (guide / "net-other.page").write_text(OTHER_PAGE, encoding="utf-8")
+    script.prepare("gnome-user-docs", tmp_path / "site")
+    pairs = {pair["title"]: pair for pair in script.crawl_package("gnome-user-docs", tmp_path / "site", tmp_path)}
+    page = pairs["무선 네트워크 연결"]
+    assert page["url"] == "gnome-user-docs:/usr/share/help/ko/gnome-help/net-wireless-connect.page#net-wireless-connect"
+    assert page["body"].split("\n") == [
+        "무선 연결이 가능한 컴퓨터라면 범위 안의 무선 네트워크에 연결할 수 있습니다.",
+        "Super+Tab 키를 누르고 설정을 엽니다.",
+        "아이콘()이 바뀝니다. 자세한 내용은 다른 네트워크을 봅니다."]  # no desc, no classic-only text
+    section = pairs["연결이 안 되면"]
+    assert section["url"].endswith("net-wireless-connect.page#trouble") and "암호를 다시" in section["body"]
+    assert pairs["다른 네트워크"]["body"] == ""  # an English paragraph is dropped (then the pair, by keep)
+
+
+LIBREOFFICE_PAGE = """<!DOCTYPE html><html lang="ko"><head><base href="../../../../">
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><title>최적 행 높이</title></head><body>
+<header><a href="ko/text/shared/05/new_help.html"><p>LibreOffice 7.4 Help</p></a></header>
+<aside class="leftside"><p>Contents</p></aside>
+<div id="DisplayArea"><h1 id="hd_1">최적 행 높이</h1>
+<p class="paragraph">Determines the optimal row height for the selected rows.</p>
+<div class="howtoget"><p class="howtogetheader">이 명령을 사용하려면...</p>
+<p>서식 - 행 - 최적 높이를 선택합니다.</p></div>
+<p class="paragraph">행의 가장 큰 문자와 셀 경계 사이의 추가 공백을 설정합니다.
+<span class="switchinline"><span class="MAC">Command</span><span>Ctrl</span></span>+Enter 키로 적용합니다.</p>
+<div class="relatedtopics"><p class="related">관련 주제</p><p><a href="ko/text/x.html">행 높이</a></p></div>
+</div><footer><p>This page is: /text/scalc/01/05030200.xhp</p></footer></body></html>"""
+
+
+def test_the_libreoffice_profile_reads_a_help_page_without_its_menus(tmp_path):
+    script = corpus_script()
+    help_dir = tmp_path / "site" / "libreoffice" / "help" / "ko"
+    for path in ("text/scalc/01/05030200.html", "text/scalc/00/00000004.html", "text/shared/00/00000404.html"):
+        (help_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (help_dir / path).write_text(LIBREOFFICE_PAGE, encoding="utf-8")
+    script.prepare("libreoffice-help-ko", tmp_path / "site")
+    pairs = script.crawl_package("libreoffice-help-ko", tmp_path / "site", tmp_path)
+    assert [pair["url"] for pair in pairs] == [  # the "how to get there" pages are not articles
+        "libreoffice-help-ko:/usr/share/libreoffice/help/ko/text/scalc/01/05030200.html"]
+    assert pairs[0]["title"] == "최적 행 높이"
+    assert pairs[0]["body"] == "행의 가장 큰 문자와 셀 경계 사이의 추가 공백을 설정합니다. Ctrl+Enter 키로 적용합니다."
+
+
+def test_generic_and_repeated_titles_are_left_out():
+    script = corpus_script()
+    body = "이 대화 상자에서 문서의 일반 설정을 바꿀 수 있습니다. 바꾼 설정은 바로 적용됩니다."
+    pairs = [{"url": f"pkg:/page{index}.html", "title": "일반", "body": body + str(index)} for index in range(3)]
+    pairs += [{"url": "pkg:/guide.html#a", "title": "설정 바꾸기", "body": body},
+              {"url": "pkg:/guide.html#b", "title": "설정 바꾸기", "body": body + " 다시"},  # same page and title
+              {"url": "pkg:/other.html", "title": "설정 바꾸기", "body": body},  # the same pair again
+              {"url": "pkg:/short.html", "title": "짧은 글", "body": "너무 짧습니다."}]
+    kept = script.select_pairs(pairs, "gnome-user-docs")
+    assert [pair["url"] for pair in kept] == ["pkg:/guide.html#a"]
+    assert len(script.select_pairs(pairs[:2], "gnome-user-docs")) == 2  # "일반" twice is not generic yet

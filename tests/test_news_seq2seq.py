@@ -21,14 +21,16 @@ def load_corpus_script():
 
 # --- the shipped corpus ---------------------------------------------------------------
 
-def test_the_shipped_corpus_has_enough_korean_pairs_from_both_packages():
+def test_the_shipped_corpus_has_enough_korean_pairs_from_every_package():
     pairs = data.load_news_corpus()
-    assert len(pairs) >= 150
-    assert {pair["source"] for pair in pairs} == {"debian-faq-ko", "gimp-help-ko"}
-    assert len({pair["url"] for pair in pairs}) == len(pairs)
+    assert len(pairs) >= 1500
     script = load_corpus_script()
+    assert {pair["source"] for pair in pairs} == set(script.PACKAGES)
+    assert all(sum(pair["source"] == source for pair in pairs) >= 100 for source in script.PACKAGES)
+    assert len({pair["url"] for pair in pairs}) == len(pairs)
     for pair in pairs:
-        assert script.keep(pair["title"], pair["body"]), pair["url"]
+        assert script.keep(pair["title"], pair["body"], pair["source"]), pair["url"]
+        assert len(pair["body"]) <= script.MAX_BODY_CHARACTERS[pair["source"]]
         assert not script.SECTION_NUMBER.match(pair["title"]) or pair["title"][0].isalpha()
         assert "\ufffd" not in pair["title"] + pair["body"]  # no mojibake
 
