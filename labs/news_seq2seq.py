@@ -155,9 +155,23 @@ def baselines(train, test):
     return {"lead": lead, "nearest_neighbour": nearest}
 
 
-def score_all(predictions, references):
-    """``{method: {"rouge1", "rouge2", "rougeL"}}`` for every list of predicted titles."""
-    return {method: rouge.corpus_rouge(titles, references) for method, titles in predictions.items()}
+def score_all(predictions, references, unit="character"):
+    """``{method: {"rouge1", "rouge2", "rougeL"}}`` for every list of predicted titles.
+
+    ``unit="morpheme"`` counts Kiwi's morphemes instead of characters: a shared
+    stem with another particle still counts, a syllable shared by chance does not.
+    """
+    return {method: rouge.corpus_rouge(titles, references, unit=unit)
+            for method, titles in predictions.items()}
+
+
+def morpheme_scores(predictions, references):
+    """Morpheme ROUGE when the analyser is installed (the ``korean`` extra), else ``None`` and a note."""
+    if not rouge.morpheme_rouge_available():
+        print("note: morpheme ROUGE skipped: the Korean analyser is not installed "
+              "(pip install -e '.[korean]')", file=sys.stderr)
+        return None
+    return score_all(predictions, references, unit="morpheme")
 
 
 # ---------------------------------------------------------------------------
@@ -198,8 +212,8 @@ class ValidationRouge(keras.callbacks.Callback):
             logs["val_rougeL"] = rouge.corpus_rouge(titles, self.titles)["rougeL"]
 
 
-def format_table(scores):
-    lines = ["test split, character-level ROUGE F1",
+def format_table(scores, unit="character"):
+    lines = [f"test split, {unit}-level ROUGE F1",
              f"  {'method':<18}{'ROUGE-1':>9}{'ROUGE-2':>9}{'ROUGE-L':>9}"]
     for method, values in scores.items():
         lines.append(f"  {method:<18}{values['rouge1']:9.4f}{values['rouge2']:9.4f}{values['rougeL']:9.4f}")
@@ -255,6 +269,7 @@ def run(config):
     predictions = {**baselines(prepared["train"], test),
                    **decode(model, vocabulary, texts(test, "body"), config)}
     scores = score_all(predictions, references)
+    scores_by_morpheme = morpheme_scores(predictions, references)
     plot_rouge(scores, training_run.figure_path("rouge"))
     (training_run.dir / "predictions.tsv").write_text(
         "truth\tgreedy\tbeam\tlead\tnearest_neighbour\n" + "".join(
@@ -266,13 +281,17 @@ def run(config):
                                   texts(prepared["validation"], "title"))
     best = max(METHODS, key=lambda method: validation_scores[method]["rougeL"])
     metrics = {f"test_{key}": scores[best][key] for key in ("rouge1", "rouge2", "rougeL")}
+    if scores_by_morpheme:
+        metrics.update({f"test_{key}_morpheme": scores_by_morpheme[best][key]
+                        for key in ("rouge1", "rouge2", "rougeL")}, rouge_morpheme=scores_by_morpheme)
     metrics.update(decoding=best, rouge=scores, validation_rouge=validation_scores, vocabulary_size=vocabulary.size,
                    train_pairs=len(prepared["train"]), validation_pairs=len(prepared["validation"]),
                    test_pairs=len(test),
                    samples=[{"truth": references[i], "greedy": predictions["greedy"][i],
                              "beam": predictions["beam"][i]} for i in range(min(10, len(test)))])
     metrics = training_run.finish(**metrics)
-    print(f"\n{format_table(scores)}\n\n{format_samples(test, predictions, config.show)}\n")
+    tables = [format_table(scores)] + ([format_table(scores_by_morpheme, "morpheme")] if scores_by_morpheme else [])
+    print("\n" + "\n\n".join(tables) + f"\n\n{format_samples(test, predictions, config.show)}\n")
     return metrics
 
 

@@ -136,6 +136,13 @@ def test_smoke_run_reports_the_model_and_both_baselines_on_the_same_split(smoke_
     expected = rouge.corpus_rouge(news_seq2seq.baselines(train, test)["nearest_neighbour"],
                                   [pair["title"] for pair in test])
     assert metrics["rouge"]["nearest_neighbour"] == pytest.approx(expected)
+    if rouge.morpheme_rouge_available():  # the korean extra, in make test's dev extra
+        assert set(metrics["rouge_morpheme"]) == set(metrics["rouge"])
+        assert metrics["test_rougeL_morpheme"] == metrics["rouge_morpheme"][metrics["decoding"]]["rougeL"]
+        by_morpheme = rouge.corpus_rouge(news_seq2seq.baselines(train, test)["nearest_neighbour"],
+                                         [pair["title"] for pair in test], unit="morpheme")
+        assert metrics["rouge_morpheme"]["nearest_neighbour"] == pytest.approx(by_morpheme)
+        assert "morpheme-level ROUGE" in stdout
     with open(run_dir / "predictions.tsv", encoding="utf-8", newline="") as stream:
         rows = list(csv.DictReader(stream, delimiter="\t"))
     assert [row["truth"] for row in rows] == [pair["title"] for pair in test]
