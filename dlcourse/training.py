@@ -153,7 +153,7 @@ class Run:
             # The data pipelines shuffle themselves (seeded); fit must not try to.
             model.fit(train_data, validation_data=validation_data, shuffle=False, epochs=epochs,
                       callbacks=list(extra_callbacks) + self.callbacks(monitor, mode, phase),
-                      verbose=self._verbosity())
+                      verbose=self.verbosity())
             rewrite_history(paths["history"])
         if paths["best"].exists():
             # Layer weights only: the checkpoint's optimizer state is of no use here.
@@ -161,7 +161,7 @@ class Run:
             model.set_weights(best.get_weights())
         return model
 
-    def _verbosity(self):
+    def verbosity(self):
         """A progress bar on a terminal; one line per epoch in logs and notebooks."""
         if self.config.verbose is not None:
             return self.config.verbose

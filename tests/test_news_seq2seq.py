@@ -1,6 +1,7 @@
 """Week 4 lab: the shipped corpus, its rebuild script, and the lab end to end (train, predict, crawl)."""
 import csv
 import importlib.util
+import json
 
 import pytest
 
@@ -160,6 +161,44 @@ def test_predict_writes_a_title_with_a_trained_run(smoke_run, tmp_path):
                          "--method", method)
         assert result.returncode == 0, result.stderr[-2000:]
         assert len(result.stdout.strip().splitlines()) <= 1  # one title (may be empty when untrained)
+
+
+def test_the_transformer_trains_decodes_and_predicts_from_its_run(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_lab("labs.news_seq2seq", "--smoke", "--epochs", 2, "--out", run_dir, "--model", "transformer",
+                     "--layers", 1, "--units", 16, "--heads", 2, "--feed-forward-dim", 32, "--beam-width", 2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(run_dir)
+    assert metrics["model"] == "transformer" and set(metrics["rouge"]) >= {"greedy", "beam"}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["layers"], config["units"], config["heads"]) == (1, 16, 2)
+    body = tmp_path / "body.txt"
+    body.write_text("데비안은 자유 운영 체제입니다.", encoding="utf-8")
+    result = run_lab("labs.news_seq2seq", "predict", "--run", run_dir, "--text-file", body)
+    assert result.returncode == 0, result.stderr[-2000:]  # the run's checkpoint loads as a Transformer
+
+
+def test_pretraining_runs_before_fine_tuning_and_lowers_the_language_model_loss(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_lab("labs.news_seq2seq", "--smoke", "--epochs", 1, "--pretrain-epochs", 2, "--out", run_dir,
+                     *TINY_MODEL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = read_metrics(run_dir)
+    pretraining = metrics["pretraining"]
+    assert len(pretraining["loss"]) == 2 and pretraining["loss"][1] < pretraining["loss"][0]
+    assert pretraining["tokens"] > 3000  # the week-3 corpus's smoke slice is in the text
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["model"], config["pretrain_epochs"]) == ("gru", 2)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--model", "transformer", "--pretrain-epochs", "1"], "pre-trains the GRU model only"),
+    (["--model", "transformer", "--units", "30", "--heads", "4"], "must be a multiple of --heads"),
+])
+def test_a_model_option_that_cannot_work_is_one_line_and_exit_2(arguments, message):
+    result = run_lab("labs.news_seq2seq", "--smoke", *arguments)
+    assert result.returncode == 2
+    assert message in result.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("arguments, message", [
