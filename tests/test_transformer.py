@@ -16,7 +16,7 @@ from tests.conftest import REPO
 
 
 def small_model(vocabulary_size=11, layers=2, model_dim=16, heads=2, dropout=0.1, encoder_length=7,
-                decoder_length=5, seed=0, copy=True, positions="learned"):
+                decoder_length=5, seed=0, copy=True, positions="sinusoidal"):
     keras.utils.set_random_seed(seed)
     return transformer.build_transformer(vocabulary_size, model_dim=model_dim, heads=heads,
                                          feed_forward_dim=2 * model_dim, layers=layers, dropout=dropout,
@@ -262,10 +262,10 @@ def test_a_small_model_learns_the_titles_of_a_tiny_corpus():
 
 
 def test_the_copy_model_writes_rare_body_characters():
-    """The title is the body's first three syllables, drawn from 400: each one is the target of a
-    few training titles only, and the held-out titles are new combinations.  Pointing at the body
-    writes them; a softmax alone must learn every syllable from its few examples (the same model
-    with ``copy=False`` wrote none of the 40 held-out titles in 250 steps)."""
+    """The title is the body's first three syllables, drawn from 400: each one is the target of
+    about eight training titles, and the held-out titles are new combinations.  Pointing at the
+    body writes them; a softmax alone must learn every syllable from its few examples (measured:
+    the same model with ``copy=False``, trained alike, wrote 10 of the 40 held-out titles)."""
     rng = np.random.default_rng(5)
     syllables = [chr(0xAC00 + index) for index in range(400)]
     train, test = (["".join(rng.choice(syllables, 8)) for _ in range(count)] for count in (1000, 40))
@@ -276,7 +276,7 @@ def test_the_copy_model_writes_rare_body_characters():
 
     model = small_model(vocabulary.size, layers=1, model_dim=32, heads=2, dropout=0.0, encoder_length=8,
                         decoder_length=4, copy=True)
-    fit(model, vocabulary, train, [body[:3] for body in train], 8, 4, epochs=8, batch_size=32)  # 256 steps
+    fit(model, vocabulary, train, [body[:3] for body in train], 8, 4, epochs=12, batch_size=32)  # 384 steps
     written = seq2seq.decode_titles(model, vocabulary, test, encoder_length=8, max_length=4)
     assert np.mean([title == body[:3] for title, body in zip(written, test)]) >= 0.8
     # It writes them by copying: the gate gives almost all the probability to the body.
