@@ -158,7 +158,7 @@ def _make_layers(vocabulary_size, embedding_dim, units, layers, dropout, copy=Fa
     if copy:
         # p(write from the vocabulary) versus p(copy a body character), from [output, context].
         made += [keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="copy_gate"),
-                 CopyMixture(name="copy_mixture")]
+                 CopyMixture(dtype="float32", name="copy_mixture")]
     return {layer.name: layer for layer in made}
 
 

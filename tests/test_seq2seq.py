@@ -137,6 +137,24 @@ def test_decoding_step_by_step_reproduces_the_training_model(copy):
     assert np.abs(expected[:, 0] - expected[:, 1]).max() > 0.01  # the check compares something
 
 
+def test_mixed_precision_builds_the_copy_model_and_keeps_float32_probabilities():
+    """`--mixed-precision`: float16 compute, but the softmax, the gate and the copy mixture stay float32."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = small_model(copy=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rng = np.random.default_rng(2)
+    encoder_ids = random_ids(rng, (3, 7), 11)
+    decoder_ids = random_ids(rng, (3, 5), 11)
+    decoder_ids[:, 0] = START_ID
+    probabilities = model.training_model({"encoder_tokens": encoder_ids, "decoder_tokens": decoder_ids},
+                                         training=False).numpy()
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=2e-3)
+    assert model.training_model.get_layer("embedding").compute_dtype == "float16"
+
+
 def test_the_copy_gate_mixes_the_softmax_with_the_attention_over_the_body():
     """Gate shut (always copy): all probability sits on the tokens of the body, and the
     padding gets none; gate open (never copy): the plain softmax, the same as copy=False."""
