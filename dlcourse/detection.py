@@ -235,7 +235,7 @@ def selective_search(image, mode="fast", max_proposals=2000, min_size=4, base_k=
 
 def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_positives=30,
                    max_negatives=30, positive_iou=0.7, negative_iou=0.3, include_ground_truth=True,
-                   rng=None):
+                   rng=None, return_matches=False):
     """Training regions for the R-CNN classifier: ``(boxes (K, 4) float64, labels (K,) int64)``.
 
     Only the first ``max_proposals`` proposals are used.  Each is compared
@@ -262,6 +262,10 @@ def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_
     and up to ``max_negatives`` negatives, chosen at random with ``rng``
     (a ``np.random.Generator``, a seed, or None) when there are more.
     Positives come first, then negatives, each in proposal order.
+
+    ``return_matches=True`` adds a third array: for each region the index of
+    the ground-truth box it was matched with (−1 for background), which
+    bounding-box regression needs (``dlcourse.box_regression``).
     """
     rng = np.random.default_rng(rng)
     proposals = validate_boxes(proposals)[:max_proposals]
@@ -295,6 +299,9 @@ def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_
     boxes = np.concatenate([gt_boxes[kept_gt], proposals[positive], proposals[negative]])
     labels = np.concatenate([gt_labels[kept_gt] + 1, gt_labels[best_gt[positive]] + 1,
                              np.zeros(len(negative), dtype="int64")])
+    if return_matches:
+        matches = np.concatenate([kept_gt, best_gt[positive], np.full(len(negative), -1)])
+        return boxes.reshape(-1, 4), labels.astype("int64"), matches.astype("int64")
     return boxes.reshape(-1, 4), labels.astype("int64")
 
 

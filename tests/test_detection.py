@@ -188,6 +188,10 @@ def test_a_proposal_on_any_object_is_positive_never_background():
     # One class: every positive is label 1.
     _, labels = sample_regions(proposals, [BOX_A, BOX_B], include_ground_truth=False, rng=0)
     assert labels.tolist() == [1, 1, 0]
+    # For box regression: which ground-truth box each region was matched with (−1: background).
+    _, _, matches = sample_regions(proposals, [BOX_A, BOX_B], include_ground_truth=True, rng=0,
+                                   return_matches=True)
+    assert matches.tolist() == [0, 1, 1, 0, -1]
 
 
 def test_ground_truth_boxes_are_added_as_positives_first():
