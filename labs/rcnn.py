@@ -66,14 +66,13 @@ from dlcourse import cli, data, detection, figures, layers, scenes
 from dlcourse.data import DataError
 from dlcourse.files import atomic_write
 from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
+from dlcourse.vgg import vgg16_backbone
 
 NAME = "rcnn"
 REFERENCE = {"metric": "map50", "course": None}
 WEIGHT_CHOICES = ("none", "imagenet")
 VGG16_INPUT_SIZE = 224
 FROZEN_LAYERS = 15              # the course freezes vgg.layers[:15]: the input and blocks 1-4
-VGG16_BLOCKS = (2, 2, 3, 3, 3)  # 3×3 convolutions per block
-VGG16_FILTERS = (64, 128, 256, 512, 512)
 VGG16_DENSE_UNITS = 4096
 # Keras's own address of its VGG16 ImageNet weights without the dense top (the file
 # keras.applications.VGG16(include_top=False, weights="imagenet") downloads).
@@ -320,31 +319,6 @@ def load_data(config):
 #    VGG16 convolution blocks → Flatten → two dense layers → softmax over
 #    background + classes.
 # ---------------------------------------------------------------------------
-
-def vgg16_backbone(input_shape, width=1.0, batch_norm=False, name="vgg16"):
-    """VGG16's convolutional part: blocks of 2-2-3-3-3 3×3 convolutions, each block max-pooled.
-
-    Layers are named as in ``keras.applications.VGG16`` (``block1_conv1`` …
-    ``block5_pool``) and have ``round(width × 64…512)`` filters.  With
-    ``width=1.0`` and no batch normalisation the weights have exactly VGG16's
-    names and shapes, so ``backbone.load_weights`` reads Keras's ImageNet file.
-    ``batch_norm`` puts ``BatchNormalization`` (``blockN_convM_bn``) between
-    each convolution and its ReLU, for training from scratch.
-    """
-    inputs = keras.Input(shape=input_shape, name="input_layer")
-    hidden = inputs
-    for block, (convolutions, filters) in enumerate(zip(VGG16_BLOCKS, VGG16_FILTERS), start=1):
-        for index in range(1, convolutions + 1):
-            conv_name = f"block{block}_conv{index}"
-            hidden = keras.layers.Conv2D(max(1, round(width * filters)), 3, padding="same",
-                                         activation=None if batch_norm else "relu",
-                                         name=conv_name)(hidden)
-            if batch_norm:
-                hidden = keras.layers.BatchNormalization(name=f"{conv_name}_bn")(hidden)
-                hidden = keras.layers.ReLU(name=f"{conv_name}_relu")(hidden)
-        hidden = keras.layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(hidden)
-    return keras.Model(inputs, hidden, name=name)
-
 
 @keras.saving.register_keras_serializable(package="labs.rcnn")
 class VGGPreprocessing(keras.layers.Layer):
