@@ -10,7 +10,7 @@ import functools
 import numpy as np
 from matplotlib import font_manager, ft2font
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
 
@@ -236,4 +236,44 @@ def plot_pass_rates(tests, lab, path=None):
                 Patch(facecolor="white", edgecolor="gray", hatch="///", label=text["hidden"])]
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                 prop={"family": family, "size": 8})
+    return save(figure, path)
+
+
+def plot_box_regression(image, proposal, truth, regressed=None, path=None):
+    """One image with a ground-truth box (green), a proposal (red, dashed) and what regression makes of it.
+
+    Boxes are ``(x1, y1, x2, y2)`` pixel edges (``dlcourse.detection``'s rule).
+    ``regressed`` is None, one box, or ``{legend label: box}`` for several
+    (the box the exact targets decode to, a trained head's box, …), each in
+    its own colour.  The view is the image, zoomed to the boxes with a margin.
+    """
+    image = np.asarray(image)
+    # (box, colour, line style, width): the ground truth wide and underneath, so that a box that lands
+    # exactly on it (dotted, on top) leaves it visible.
+    boxes = {"ground truth": (truth, "tab:green", "-", 4.5), "proposal": (proposal, "tab:red", "--", 2.0)}
+    if regressed is not None:
+        named = regressed if isinstance(regressed, dict) else {"regressed": regressed}
+        colours = ("tab:blue", "tab:orange", "tab:purple", "tab:cyan")
+        for index, (label, box) in enumerate(named.items()):
+            boxes[label] = (box, colours[index % len(colours)], ":", 2.4)
+    for label, (box, *_) in boxes.items():
+        if np.shape(box) != (4,):
+            raise ValueError(f"{label}: one box (x1, y1, x2, y2) expected, got shape {np.shape(box)}")
+    figure = Figure(figsize=(5, 5))
+    axes = figure.add_subplot()
+    axes.imshow(np.squeeze(image), cmap="gray" if np.squeeze(image).ndim == 2 else None)
+    for label, (box, colour, style, width) in boxes.items():
+        x1, y1, x2, y2 = np.asarray(box, dtype="float64")
+        # Pixel (row, column) is drawn centred on (column, row): its edges are half a pixel off.
+        axes.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor=colour,
+                                 linestyle=style, linewidth=width, label=label))
+    corners = np.array([np.asarray(box, dtype="float64") for box, *_ in boxes.values()])
+    low, high = corners[:, :2].min(axis=0), corners[:, 2:].max(axis=0)
+    margin = 0.35 * (high - low).max()
+    height, width = image.shape[:2]
+    axes.set_xlim(max(low[0] - margin, 0) - 0.5, min(high[0] + margin, width) - 0.5)
+    axes.set_ylim(min(high[1] + margin, height) - 0.5, max(low[1] - margin, 0) - 0.5)  # y down, as images
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     return save(figure, path)

@@ -5,7 +5,16 @@ import nbformat
 import pytest
 
 from dlcourse.grading.grader import grade_all, reference_values
-from dlcourse.grading.notebooks import BEGIN, END, graded_notebooks, grading_of, load_lab, points_line, release_folder
+from dlcourse.grading.notebooks import (
+    BEGIN,
+    END,
+    forbidden_uses,
+    graded_notebooks,
+    grading_of,
+    load_lab,
+    points_line,
+    release_folder,
+)
 from dlcourse.grading.sandbox import Limits
 from tests.conftest import REPO
 from tests.grading_toy import JAIL
@@ -108,3 +117,12 @@ def test_week3_syllables_cannot_be_split_with_unicodedata(released, tmp_path):
     lost = {test.name: test.output for test in results[0].tests if test.score < test.max_score}
     assert set(lost) == {test.name for test in lab.tests if test.exercise == "decompose_syllable"}
     assert all("uses unicodedata, which this exercise does not allow" in output for output in lost.values())
+
+
+def test_week5_box_targets_cannot_use_the_course_box_regression():
+    lab = load_lab(LABS["week5_rcnn"])
+    assert lab.forbidden["box_targets"] == ("dlcourse",)
+    for cheat in ("from dlcourse.box_regression import encode\n",
+                  "from dlcourse import box_regression\nencode_box = box_regression.encode\n",
+                  "import dlcourse.box_regression as boxes\n"):
+        assert forbidden_uses(cheat, lab.forbidden["box_targets"]) == ["dlcourse"], cheat
