@@ -1,4 +1,4 @@
-"""Week 5 · R-CNN: selective search, a VGG16 region classifier, NMS, mAP@0.5.
+"""Week 5 · R-CNN: selective search, a VGG16 region classifier, box regression, NMS, mAP.
 
 R-CNN finds objects in four steps (``dlcourse.detection``):
 
@@ -9,9 +9,18 @@ R-CNN finds objects in four steps (``dlcourse.detection``):
    trained on regions sampled from training images: positives overlap a
    ground-truth box by IoU > 0.7 (with *any* box), negatives by IoU < 0.3
    (with *every* box), the ground-truth boxes themselves are positives too;
-3. **score threshold** (the course's 0.65) and **non-maximum suppression**
-   keep the best of the overlapping boxes that fire on one object;
-4. the detector is scored by Pascal VOC **mAP@0.5** on held-out images.
+3. **bounding-box regression** (``--box-regression``, on by default; the
+   paper's appendix C, ``dlcourse.box_regression``): a second, class-specific
+   linear head predicts for every class how to shift and scale the proposal
+   onto that class's object, trained with smooth-L1 on the positives next to
+   the classifier's cross-entropy.  A proposal is only roughly on its object
+   (IoU > 0.7 to be a positive; selective search's boxes are often looser),
+   and the regression is what makes a detection tight enough for mAP@0.75;
+4. **score threshold** (the course's 0.65) and per-class **non-maximum
+   suppression** on the regressed boxes keep the best of the overlapping boxes
+   that fire on one object; the detector is scored by Pascal VOC **mAP@0.5**
+   (and the stricter mAP@0.75) on held-out images, with and without the
+   regression in one pass.
 
 The classifier is VGG16.  ``--weights imagenet`` (or ``--weights PATH`` to
 a copy of Keras's ImageNet file, or any VGG16 weight file) is
@@ -31,21 +40,25 @@ file too (``vgg16_backbone``).
 
 The offline data are synthetic scenes (``dlcourse.scenes``): 1–3 MNIST
 digits on cluttered, textured 128×128 canvases, with exact boxes; held-out
-scenes use MNIST's test digits.  ``--classes 0,1,2`` makes it an N-class
-detector (N classes + background); by default every digit is one class,
-"digit".  ``--images DIR --annotations DIR`` trains on the course's own
-annotated photos instead (one CSV per image: the box count, then
-``x1 y1 x2 y2`` lines), split into training / validation / test images.
+scenes use MNIST's test digits.  Each digit is its own class by default (ten
+classes + background, mAP averaged over the ten and reported per class);
+``--classes 0,1,2`` keeps only those digits, and ``--classes any`` makes
+every digit one class, "digit" (the lab before the ten classes).
+``--images DIR --annotations DIR`` trains on the course's own annotated
+photos instead (one CSV per image: the box count, then ``x1 y1 x2 y2``
+lines; one class), split into training / validation / test images.
 
 Crops include ``--context`` pixels of the surroundings (R-CNN's context
 padding, p = 16 at 227; here 4 at 32), which helps tell a whole digit from
-a stroke of one.  The defaults (1500 training scenes: fewer overfit; 8
-epochs; context 4) come from the measurements in RESULTS.md, which also has
-the detector's mAP, recall and latency per stage.  Classifying an image's
-crops in one call instead of one ``model.predict`` per crop is what makes
-detection fast (``benchmarks/rcnn_batched_inference.py``).
+a stroke of one; the regression still moves the region's own box, not the
+enlarged one.  The defaults (1500 training scenes; 8 epochs; context 4) come
+from the measurements in RESULTS.md, which also has the detector's mAP,
+recall and latency per stage.  Classifying an image's crops in one call
+instead of one ``model.predict`` per crop is what makes detection fast
+(``benchmarks/rcnn_batched_inference.py``).
 
     python -m labs.rcnn                                   # or: python -m labs.week5
+    python -m labs.rcnn --classes any --no-box-regression # one class, no regression: the first lab
     python -m labs.rcnn --classes 0,1,2 --epochs 20       # three digits + background
     python -m labs.rcnn --weights imagenet --images airplanes/images \\
         --annotations airplanes/annotations               # the course's set-up, online
@@ -53,6 +66,7 @@ detection fast (``benchmarks/rcnn_batched_inference.py``).
 """
 import argparse
 import json
+import math
 import pathlib
 import sys
 import time
@@ -62,7 +76,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from dlcourse import cli, data, detection, figures, layers, scenes
+from dlcourse import box_regression, cli, data, detection, figures, layers, scenes
 from dlcourse.data import DataError
 from dlcourse.files import atomic_write
 from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
@@ -79,6 +93,8 @@ VGG16_DENSE_UNITS = 4096
 VGG16_NO_TOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 VGG16_NO_TOP_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{VGG16_NO_TOP_FILE}"
 SMOKE_SCENES = {"train": 12, "validation": 4, "test": 4}
+ALL_DIGITS = tuple(range(10))   # the synthetic scenes' default classes: each digit its own
+ONE_CLASS = "any"               # --classes any: every digit is one class, "digit"
 COURSE_SPLIT = (0.7, 0.1, 0.2)  # training, validation, test images of a course-format folder
 FIGURE_SCENES = 8
 
@@ -89,12 +105,15 @@ def _weights(text):
 
 
 def _digit_classes(text):
+    """``any`` (one class for every digit) or distinct digits separated by commas."""
+    if text == ONE_CLASS:
+        return ONE_CLASS
     try:
         digits = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected digits separated by commas, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected digits separated by commas or 'any', got {text!r}") from None
     if not digits or len(set(digits)) != len(digits) or not all(0 <= d <= 9 for d in digits):
-        raise argparse.ArgumentTypeError(f"expected distinct digits 0-9, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected distinct digits 0-9 or 'any', got {text!r}")
     return digits
 
 
@@ -115,8 +134,13 @@ parser.add_argument("--head-units", type=cli.positive_int, default=None,
                     help="units of the two dense layers (default: 4096 × width, VGG16's 4096 at 224)")
 parser.add_argument("--dropout", type=cli.fraction, default=0.5, help="dropout after each dense layer")
 parser.add_argument("--classes", type=_digit_classes, default=None,
-                    help="synthetic scenes with these digits as separate classes, e.g. 0,1,2 "
-                         "(default: any digit, one class)")
+                    help="synthetic scenes with these digits as separate classes, e.g. 0,1,2, or "
+                         "'any': every digit is one class, \"digit\" (default: the ten digits, ten "
+                         "classes; synthetic scenes only)")
+parser.add_argument("--box-regression", action=argparse.BooleanOptionalAction, default=True,
+                    help="a class-specific head that moves each proposal onto its object (R-CNN's "
+                         "bounding-box regression), trained beside the classifier; --no-box-regression: "
+                         "the classifier alone, detections are the proposals' own boxes")
 parser.add_argument("--train-scenes", type=cli.positive_int, default=1500,
                     help="synthetic training scenes")
 parser.add_argument("--validation-scenes", type=cli.positive_int, default=100,
@@ -191,9 +215,18 @@ def load_scenes(config):
     counts = scene_counts(config)
     sources = {"train": ("train", config.seed), "validation": ("train", config.seed + 1),
                "test": ("test", config.seed + 2)}
-    splits = {name: scenes.make_scene_set(counts[name], seed=seed, split=split, classes=config.classes)
+    classes = scene_classes(config)
+    splits = {name: scenes.make_scene_set(counts[name], seed=seed, split=split, classes=classes)
               for name, (split, seed) in sources.items()}
-    return splits, scenes.scene_class_names(config.classes)
+    return splits, scenes.scene_class_names(classes)
+
+
+def scene_classes(config):
+    """The digits that are classes of the synthetic scenes (``dlcourse.scenes``'s ``classes``):
+    all ten by default, ``--classes``' digits, or None (one class) for ``--classes any``."""
+    if config.classes is None:
+        return ALL_DIGITS
+    return None if config.classes == ONE_CLASS else config.classes
 
 
 def scene_counts(config):
@@ -278,34 +311,95 @@ def scene_proposals(images, config, cache=None, desc="proposals"):
     return proposals
 
 
-def sample_crops(split, proposals, config, rng):
+def sample_crops(split, proposals, config, rng, box_targets=False):
     """Regions sampled from every image of ``split`` (``detection.sample_regions``) and cut out.
 
     Returns ``(crops uint8 (N, S, S, 3), labels (N,) int64)``, 0 = background,
-    class + 1 otherwise.
+    class + 1 otherwise, and with ``box_targets`` a third array (N, 5) float32 of
+    ``box_regression.regression_targets`` rows ``[label, t_x, t_y, t_w, t_h]``
+    that move each region onto the ground-truth box it was matched with.  The
+    crop shows the region with ``--context`` around it, but the targets are of
+    the region's own box: that is the box a detection starts from.
     """
-    all_crops, all_labels = [], []
+    all_crops, all_labels, all_targets = [], [], []
     for (image, boxes, labels), candidates in zip(split, proposals):
-        regions, region_labels = detection.sample_regions(
+        regions, region_labels, matches = detection.sample_regions(
             candidates, boxes, labels, max_proposals=config.max_proposals,
-            max_positives=config.max_positives, max_negatives=config.max_negatives, rng=rng)
+            max_positives=config.max_positives, max_negatives=config.max_negatives, rng=rng,
+            return_matches=True)
         all_crops.append(region_crops(image, regions, input_size(config), config.context))
         all_labels.append(region_labels)
+        all_targets.append(box_regression.regression_targets(regions, region_labels,
+                                                             matched_boxes(regions, boxes, matches)))
     size = input_size(config)
-    return (np.concatenate(all_crops).reshape(-1, size, size, 3),
-            np.concatenate(all_labels).astype("int64"))
+    crops_and_labels = (np.concatenate(all_crops).reshape(-1, size, size, 3),
+                        np.concatenate(all_labels).astype("int64"))
+    if not box_targets:
+        return crops_and_labels
+    return (*crops_and_labels, np.concatenate(all_targets).reshape(-1, 5).astype("float32"))
+
+
+def matched_boxes(regions, gt_boxes, matches):
+    """The ground-truth box of each region (``matches``: its index, −1 for background, whose
+    row is the region itself: the loss ignores it)."""
+    matched = detection.validate_boxes(regions).copy()
+    matches = np.asarray(matches, dtype="int64")
+    found = matches >= 0
+    matched[found] = detection.validate_boxes(gt_boxes)[matches[found]]
+    return matched
 
 
 def training_regions(splits, training_run, config):
-    """Crops and labels of the training and validation images (proposals cached in the run)."""
+    """Crops, labels and box targets of the training and validation images (``sample_crops``;
+    proposals cached in the run)."""
     rng = np.random.default_rng(config.seed)
     regions = {}
     for name in ("train", "validation"):
         images = [image for image, _, _ in splits[name]]
         proposals = scene_proposals(images, config, training_run.path("proposals") / f"{name}.npz",
                                     desc=f"proposals ({name})")
-        regions[name] = sample_crops(splits[name], proposals, config, rng)
+        regions[name] = sample_crops(splits[name], proposals, config, rng, box_targets=True)
     return regions
+
+
+class RegionBatches(keras.utils.PyDataset):
+    """Batches of crops with the two targets of the model with box regression,
+    ``{"class": labels, "box": regression rows}``, in a new seeded order every epoch.
+
+    ``data.as_dataset`` takes one array of targets (the classifier alone
+    uses it); a model with two named outputs takes a dict of them.
+    """
+
+    def __init__(self, crops, targets, batch_size, shuffle=False, seed=None):
+        super().__init__()
+        self.crops, self.targets, self.batch_size = crops, targets, batch_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.order = self._order()
+
+    def _order(self):
+        if not self.shuffle:
+            return np.arange(len(self.crops))
+        return np.random.default_rng([self.seed or 0, self.epoch]).permutation(len(self.crops))
+
+    def __len__(self):
+        return math.ceil(len(self.crops) / self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.crops[rows], {name: values[rows] for name, values in self.targets.items()}
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self._order()
+
+
+def region_batches(crops, labels, box_targets, config, shuffle=False):
+    """Training or validation batches: labels alone for the classifier, with the box targets
+    too for the model with box regression."""
+    if not config.box_regression:
+        return data.as_dataset(crops, labels, config.batch_size, shuffle=shuffle, seed=config.seed)
+    return RegionBatches(crops, {"class": labels, "box": box_targets}, config.batch_size,
+                         shuffle=shuffle, seed=config.seed)
 
 
 def load_data(config):
@@ -317,7 +411,8 @@ def load_data(config):
 # ---------------------------------------------------------------------------
 # 2. The model: uint8 crop → [0, 1] (or VGG16's ImageNet preprocessing) →
 #    VGG16 convolution blocks → Flatten → two dense layers → softmax over
-#    background + classes.
+#    background + classes ("class") and, with box regression, 4 deltas per
+#    class ("box").
 # ---------------------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="labs.rcnn")
@@ -349,8 +444,10 @@ def imagenet_weights_file():
 
 
 def build_model(num_classes, weights="none", width=0.125, crop_size=32, batch_norm=True,
-                head_units=None, dropout=0.5):
-    """uint8 crops (batch, S, S, 3) → probabilities of background + ``num_classes`` classes.
+                head_units=None, dropout=0.5, box_head=True):
+    """uint8 crops (batch, S, S, 3) → probabilities of background + ``num_classes`` classes;
+    with ``box_head`` a dict of them (``"class"``) and of ``4 × num_classes`` box
+    deltas (``"box"``), the classifier alone (one output) without.
 
     ``weights``: "none" (``vgg16_backbone`` at ``width`` on ``crop_size``
     crops, from scratch, rescaled to [0, 1]), or the path of a VGG16 weight
@@ -379,100 +476,190 @@ def build_model(num_classes, weights="none", width=0.125, crop_size=32, batch_no
         width = 1.0
     features = keras.layers.Flatten(name="flatten")(backbone(pixels))
     units = head_units or max(1, round(width * VGG16_DENSE_UNITS))
-    probabilities = layers.classifier_head(num_classes + 1, hidden=(units, units),
-                                           dropout=dropout)(features)
-    return keras.Model(crops, probabilities, name=f"{NAME}_vgg16")
+    if not box_head:
+        probabilities = layers.classifier_head(num_classes + 1, hidden=(units, units),
+                                               dropout=dropout)(features)
+        return keras.Model(crops, probabilities, name=f"{NAME}_vgg16")
+    # Both heads read the second dense layer (fc7), as in Fast R-CNN.  R-CNN regressed from the
+    # flattened pool5 features for the layout they keep (6×6 at 227), but at 32×32 pool5 is
+    # 1×1×64: no layout to keep, so the box head may as well read the 512 units that both
+    # losses train together.
+    region_features = layers.dense_stack((units, units), dropout=dropout, name="fc")(features)
+    probabilities = keras.layers.Dense(num_classes + 1, activation="softmax", dtype="float32",
+                                       name="class")(region_features)
+    # Fast R-CNN's initialisation: tiny weights, so training starts from "leave the box as it is".
+    tiny = keras.initializers.RandomNormal(stddev=0.001)
+    deltas = keras.layers.Dense(4 * num_classes, dtype="float32", kernel_initializer=tiny,
+                                name="box")(region_features)
+    return keras.Model(crops, {"class": probabilities, "box": deltas}, name=f"{NAME}_vgg16")
 
 
 def model_for(config, num_classes):
     return build_model(num_classes, config.weights, config.width, config.crop_size,
-                       config.batch_norm, config.head_units, config.dropout)
+                       config.batch_norm, config.head_units, config.dropout, config.box_regression)
+
+
+def class_columns(model):
+    """Background + classes: the width of the model's class probabilities."""
+    outputs = model.output
+    return (outputs["class"] if isinstance(outputs, dict) else outputs).shape[-1]
+
+
+def has_box_head(model):
+    return isinstance(model.output, dict) and "box" in model.output
 
 
 # ---------------------------------------------------------------------------
 # 3. The loss: cross-entropy of the softmax over background + classes, on
-#    the sampled regions.
+#    the sampled regions, plus, with box regression, smooth-L1 of the true
+#    class's deltas against the targets on the positive regions (Fast R-CNN's
+#    multi-task loss, λ = 1, the targets scaled by (10, 10, 5, 5)).
 # ---------------------------------------------------------------------------
 
 LOSS = keras.losses.SparseCategoricalCrossentropy()
+LOSSES = {"class": LOSS, "box": box_regression.smooth_l1_loss}
+
+
+def compile_model(training_run, model, total_steps):
+    """The classifier's loss alone, or the dict of both losses for the two outputs (region
+    accuracy on the class output only: the list of metrics follows ``model.output_names``)."""
+    if not has_box_head(model):
+        return training_run.compile(model, LOSS, total_steps=total_steps)
+    metrics = [["accuracy"] if name == "class" else [] for name in model.output_names]
+    return training_run.compile(model, LOSSES, metrics=metrics, total_steps=total_steps)
 
 
 # ---------------------------------------------------------------------------
-# 4. The algorithm: train the region classifier (Adam, warm-up + cosine),
-#    then detect: proposals → all crops of an image in one model call per
-#    batch → threshold → per-class NMS → boxes; score with mAP@0.5.
+# 4. The algorithm: train the region classifier (and box regressor) with
+#    Adam, warm-up + cosine, then detect: proposals → all crops of an image
+#    in one model call per batch → each class's regressed boxes → threshold →
+#    per-class NMS → boxes; score with mAP@0.5 and mAP@0.75.
 # ---------------------------------------------------------------------------
+
+def _concatenate(outputs, model):
+    """One model output (an array, or a dict of them) from the outputs of several batches."""
+    if not outputs:
+        return keras.tree.map_structure(lambda tensor: np.zeros((0, tensor.shape[-1]), dtype="float32"),
+                                        model.output)
+    return keras.tree.map_structure(lambda *parts: np.concatenate([np.asarray(part) for part in parts]),
+                                    *outputs)
+
 
 def classify_crops(model, crops, batch_size=256):
-    """Class probabilities of every crop: one compiled model call per ``batch_size`` crops.
+    """The model's outputs for every crop (class probabilities, or with box regression a dict
+    ``{"class", "box"}``): one compiled model call per ``batch_size`` crops.
 
     The course calls ``model.predict`` once per crop, which costs Keras's
     per-call overhead (tens of milliseconds) hundreds of times per image.
     """
-    outputs = [model.predict_on_batch(crops[start:start + batch_size])
-               for start in range(0, len(crops), batch_size)]
-    if not outputs:
-        return np.zeros((0, model.output_shape[-1]), dtype="float32")
-    return np.concatenate([np.asarray(output) for output in outputs])
+    return _concatenate([model.predict_on_batch(crops[start:start + batch_size])
+                         for start in range(0, len(crops), batch_size)], model)
 
 
 def classify_one_by_one(model, crops):
     """The course's way, for comparison: ``model.predict`` on each crop alone."""
-    return np.concatenate([model.predict(crop[None], verbose=0) for crop in crops]).reshape(
-        len(crops), -1)
+    return _concatenate([model.predict(crop[None], verbose=0) for crop in crops], model)
 
 
-def select_detections(proposals, probabilities, score_threshold=0.65, nms_iou=0.3):
+def split_outputs(outputs):
+    """``(probabilities (N, 1 + classes), deltas (N, 4 × classes) or None)`` of ``classify_crops``."""
+    if isinstance(outputs, dict):
+        return np.asarray(outputs["class"]), np.asarray(outputs["box"])
+    return np.asarray(outputs), None
+
+
+def regressed_boxes(proposals, deltas, image_shape=None):
+    """(N, classes, 4): each proposal moved by each class's predicted deltas, clipped to the
+    image (``image_shape`` (height, width, ...)) when given.
+
+    The head is class-specific, so a proposal has one refined box per class;
+    a detection of class c uses the box of column c (as in Fast R-CNN).
+    """
+    proposals = detection.validate_boxes(proposals)
+    classes = np.asarray(deltas).shape[-1] // 4
+    boxes = box_regression.decode(np.repeat(proposals, classes, axis=0),
+                                  np.asarray(deltas).reshape(-1, 4),
+                                  box_regression.TRAINING_WEIGHTS).reshape(len(proposals), classes, 4)
+    if image_shape is not None:
+        height, width = image_shape[:2]
+        boxes = np.clip(boxes, 0, [width, height, width, height])
+        # A box pushed wholly off the image is clipped to a line: keep it one pixel wide.
+        boxes[..., 2:] = np.maximum(boxes[..., 2:], boxes[..., :2] + 1)
+    return boxes
+
+
+def select_detections(boxes, probabilities, score_threshold=0.65, nms_iou=0.3):
     """``(boxes, scores, labels)``: per class, the regions above the threshold that survive NMS.
 
+    ``boxes`` are the proposals (N, 4), the same for every class, or one box
+    per proposal and class (N, classes, 4, ``regressed_boxes``): NMS of class
+    c then compares the boxes that class c's regression made.
     ``probabilities`` has column 0 for background; detection labels are
     class indices (column - 1).  Best score first.
     """
-    proposals = detection.validate_boxes(proposals)
-    boxes, scores, labels = [], [], []
+    boxes = np.asarray(boxes, dtype="float64")
+    per_class = boxes.ndim == 3
+    found_boxes, scores, labels = [], [], []
     for column in range(1, probabilities.shape[1]):
+        class_boxes = boxes[:, column - 1] if per_class else boxes
         candidates = np.flatnonzero(probabilities[:, column] > score_threshold)
-        kept = candidates[detection.nms(proposals[candidates], probabilities[candidates, column],
-                                        nms_iou)]
-        boxes.append(proposals[kept])
+        candidate_boxes = detection.validate_boxes(class_boxes[candidates])
+        kept = candidates[detection.nms(candidate_boxes, probabilities[candidates, column], nms_iou)]
+        found_boxes.append(class_boxes[kept].reshape(-1, 4))
         scores.append(probabilities[kept, column])
         labels.append(np.full(len(kept), column - 1, dtype="int64"))
-    boxes, scores, labels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
+    if not found_boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype="int64")
+    found_boxes, scores, labels = np.concatenate(found_boxes), np.concatenate(scores), np.concatenate(labels)
     order = np.argsort(-scores, kind="stable")
-    return boxes[order].reshape(-1, 4), scores[order].astype("float64"), labels[order]
+    return found_boxes[order].reshape(-1, 4), scores[order].astype("float64"), labels[order]
 
 
 STAGES = ("proposals", "crops", "classification", "nms")
 
 
 class Detector:
-    """A trained region classifier and the settings that turn it into a detector."""
+    """A trained region classifier (and box regressor) and the settings that make it a detector."""
 
     def __init__(self, model, settings):
         self.model = model
         self.settings = dict(settings)
         self.crop_size = model.input_shape[1]
         self.class_names = tuple(settings["class_names"])
+        self.box_regression = has_box_head(model)
         # Compile and trace the model before anything is timed: one batch of
         # each of two sizes, after which Keras's predict function accepts any.
         for count in (1, 2):
-            self.classify(np.zeros((count, self.crop_size, self.crop_size, 3), dtype="uint8"))
+            self.predict(np.zeros((count, self.crop_size, self.crop_size, 3), dtype="uint8"))
+
+    def predict(self, crops):
+        """The model's outputs for the crops (``classify_crops``): probabilities, and deltas
+        with the box head."""
+        return classify_crops(self.model, crops, self.settings["predict_batch"])
 
     def classify(self, crops):
-        return classify_crops(self.model, crops, self.settings["predict_batch"])
+        """The class probabilities of the crops (N, 1 + classes), column 0 background."""
+        return split_outputs(self.predict(crops))[0]
 
     def propose(self, image):
         return detection.selective_search(image, mode=self.settings["proposals"],
                                           max_proposals=self.settings["max_proposals"])
 
     def detect(self, image, timings=None, classify=None, proposals=None):
-        """``(boxes, scores, labels)`` of one uint8 RGB image.
+        """``(boxes, scores, labels)`` of one uint8 RGB image (boxes regressed when the model has
+        the box head).
 
-        ``timings`` (a dict) collects the seconds of each stage in ``STAGES``;
-        ``classify`` replaces the batched classification (the benchmark
-        passes the one-by-one version); ``proposals`` given skip selective
-        search (and its timing).
+        ``timings`` (a dict) collects the seconds of each stage in ``STAGES``
+        ("nms" includes applying the regression); ``classify`` replaces the
+        batched model call (the benchmark passes the one-by-one version);
+        ``proposals`` given skip selective search (and its timing).
         """
+        return self.detect_with_and_without_regression(image, timings, classify, proposals)[0]
+
+    def detect_with_and_without_regression(self, image, timings=None, classify=None, proposals=None):
+        """``detect``'s detections and those of the same classification on the proposals' own
+        boxes: one classification, two NMS (only the first is timed).  Without the box
+        head both are the same."""
         clock = [time.perf_counter()]
 
         def lap(stage):
@@ -484,51 +671,73 @@ class Detector:
         if proposals is None:
             proposals = self.propose(image)
             lap("proposals")
+        proposals = detection.validate_boxes(proposals)
         crops = region_crops(image, proposals, self.crop_size, self.settings.get("context", 0))
         lap("crops")
-        probabilities = (classify or self.classify)(crops)
+        probabilities, deltas = split_outputs((classify or self.predict)(crops))
+        probabilities = probabilities.reshape(len(proposals), -1)
         lap("classification")
-        result = select_detections(proposals, probabilities.reshape(len(proposals), -1),
-                                   self.settings["score_threshold"], self.settings["nms_iou"])
+        threshold, nms_iou = self.settings["score_threshold"], self.settings["nms_iou"]
+        boxes = proposals if deltas is None else regressed_boxes(proposals, deltas, image.shape)
+        found = select_detections(boxes, probabilities, threshold, nms_iou)
         lap("nms")
-        return result
+        if deltas is None:
+            return found, found
+        return found, select_detections(proposals, probabilities, threshold, nms_iou)
 
 
 def detector_settings(config, class_names):
     return {"class_names": list(class_names), "proposals": config.proposals,
             "max_proposals": config.max_proposals, "context": config.context,
             "score_threshold": config.score_threshold,
-            "nms_iou": config.nms_iou,
+            "nms_iou": config.nms_iou, "box_regression": config.box_regression,
             "predict_batch": config.predict_batch or (32 if pretrained(config) else 256)}
 
 
+MAP_THRESHOLDS = {"map50": 0.5, "map75": 0.75}
+
+
 def evaluate(detector, split, progress=True):
-    """Detections on every image of ``split``, mAP@0.5 and the mean latency of each stage."""
-    timings, found, truths, reachable = {}, [], [], []
+    """Detections on every image of ``split``, mAP@0.5 and @0.75, and the mean latency of each stage.
+
+    With the box head, the same pass also scores the detector without it (NMS
+    on the proposals' own boxes): ``map50_no_regression``, ``map75_no_regression``.
+    """
+    timings, found, unregressed, truths, reachable = {}, [], [], [], []
     for image, boxes, labels in tqdm(split, desc="detection (test)", unit="image",
                                      disable=not progress, mininterval=2.0):
         started = time.perf_counter()
         proposals = detector.propose(image)
         timings.setdefault("proposals", []).append(time.perf_counter() - started)
-        found.append(detector.detect(image, timings, proposals=proposals))
+        with_regression, without = detector.detect_with_and_without_regression(
+            image, timings, proposals=proposals)
+        found.append(with_regression)
+        unregressed.append(without)
         truths.append((boxes, labels))
         reachable.append(_found(boxes, proposals))
-    result = detection.mean_average_precision(found, truths, 0.5,
-                                              num_classes=len(detector.class_names))
+    num_classes = len(detector.class_names)
+    metrics, per_class = {}, None
+    variants = {"": found, "_no_regression": unregressed} if detector.box_regression else {"": found}
+    for suffix, detections in variants.items():
+        for name, threshold in MAP_THRESHOLDS.items():
+            result = detection.mean_average_precision(detections, truths, threshold, num_classes=num_classes)
+            metrics[name + suffix] = result["map"]
+            if name == "map50" and not suffix:
+                per_class = result["per_class"]
     latency = {stage: 1000 * float(np.mean(timings[stage])) for stage in STAGES}
     latency["total"] = sum(latency.values())
     matched = [_found(truth, boxes) for (truth, _), (boxes, _, _) in zip(truths, found)]
-    metrics = {"map50": result["map"],
-               # Ground-truth boxes overlapped (IoU ≥ 0.5) by a detection, and by a proposal:
-               # the second is the ceiling of the first, set by selective search alone.
-               "recall50": float(np.mean(np.concatenate(matched))),
-               "proposal_recall50": float(np.mean(np.concatenate(reachable))),
-               "detections_per_image": float(np.mean([len(boxes) for boxes, _, _ in found])),
-               "objects_per_image": float(np.mean([len(boxes) for boxes, _ in truths])),
-               "latency_ms": {stage: round(value, 2) for stage, value in latency.items()}}
-    if len(detector.class_names) > 1:
-        metrics["ap50_per_class"] = {detector.class_names[label]: value
-                                     for label, value in result["per_class"].items()}
+    metrics.update({
+        "box_regression": detector.box_regression,
+        # Ground-truth boxes overlapped (IoU ≥ 0.5) by a detection, and by a proposal:
+        # the second is the ceiling of the first without regression, set by selective search.
+        "recall50": float(np.mean(np.concatenate(matched))),
+        "proposal_recall50": float(np.mean(np.concatenate(reachable))),
+        "detections_per_image": float(np.mean([len(boxes) for boxes, _, _ in found])),
+        "objects_per_image": float(np.mean([len(boxes) for boxes, _ in truths])),
+        "latency_ms": {stage: round(value, 2) for stage, value in latency.items()}})
+    if num_classes > 1:
+        metrics["ap50_per_class"] = {detector.class_names[label]: value for label, value in per_class.items()}
     return metrics, found
 
 
@@ -580,8 +789,10 @@ def load_detector(run_dir):
         settings = json.loads(settings_path.read_text(encoding="utf-8"))
     except ValueError:
         raise DataError(f"{settings_path}: not valid JSON") from None
-    # One output per class, plus background.
-    check_same_run(run_dir, "detector.json", model.output_shape[-1], len(settings.get("class_names", [])) + 1)
+    # One output per class, plus background; a box head exactly when the run trained one
+    # (a run from before box regression has no "box_regression" and no box head).
+    check_same_run(run_dir, "detector.json", class_columns(model), len(settings.get("class_names", [])) + 1)
+    check_same_run(run_dir, "detector.json", has_box_head(model), bool(settings.get("box_regression", False)))
     return Detector(model, settings)
 
 
@@ -595,20 +806,23 @@ def run(config):
     settings = detector_settings(config, class_names)
     training_run.path("detector.json").write_text(json.dumps(settings, indent=2) + "\n")
     regions = training_regions(splits, training_run, config)
-    train = data.as_dataset(*regions["train"], config.batch_size, shuffle=True, seed=config.seed)
-    validation = data.as_dataset(*regions["validation"], config.batch_size)
+    train = region_batches(*regions["train"], config, shuffle=True)
+    validation = region_batches(*regions["validation"], config)
     train_labels = regions["train"][1]
     print(f"training regions: {len(train_labels)} ({int((train_labels > 0).sum())} positive), "
           f"validation regions: {len(regions['validation'][1])}")
     with training_run.strategy.scope():
         model = model_for(config, len(class_names))
-        training_run.compile(model, LOSS, total_steps=training_steps(config, len(train_labels)))
+        compile_model(training_run, model, training_steps(config, len(train_labels)))
     training_run.fit(model, train, validation, monitor="val_loss", mode="min")
-    figures.plot_history(training_run.history_path(), training_run.figure_path("curves"))
+    figures.plot_history(training_run.history_path(), training_run.figure_path("curves"),
+                         metrics=("loss", "accuracy", "class_accuracy", "box_loss"))
 
     detector = Detector(model, settings)
     metrics, found = evaluate(detector, splits["test"], progress=config.verbose != 0)
-    plot_detections(splits["test"], found, class_names, training_run.figure_path("detections"))
+    boxes = "regressed boxes" if config.box_regression else "the proposals' boxes"
+    plot_detections(splits["test"], found, class_names, training_run.figure_path("detections"),
+                    title=f"held-out images: detections (red, {boxes}), ground truth (green)")
     metrics.update(test_images=len(splits["test"]), train_images=len(splits["train"]),
                    train_regions=int(len(train_labels)),
                    train_positive_fraction=float(np.mean(train_labels > 0)),
@@ -617,8 +831,15 @@ def run(config):
     metrics = training_run.finish(**{key: round(value, 4) if isinstance(value, float) else value
                                      for key, value in metrics.items()})
     latency = metrics["latency_ms"]
-    print(f"\nmAP@0.5 {metrics['map50']:.3f} on {metrics['test_images']} held-out images "
-          f"(recall@0.5 {metrics['recall50']:.3f}; proposals reach {metrics['proposal_recall50']:.3f})")
+    print(f"\nmAP@0.5 {metrics['map50']:.3f}, mAP@0.75 {metrics['map75']:.3f} on {metrics['test_images']} "
+          f"held-out images (recall@0.5 {metrics['recall50']:.3f}; proposals reach "
+          f"{metrics['proposal_recall50']:.3f})")
+    if config.box_regression:
+        print(f"without box regression: mAP@0.5 {metrics['map50_no_regression']:.3f}, "
+              f"mAP@0.75 {metrics['map75_no_regression']:.3f}")
+    if "ap50_per_class" in metrics:
+        print("AP@0.5 per class: " + ", ".join(f"{name} {value:.3f}"
+                                               for name, value in metrics["ap50_per_class"].items()))
     print("latency per image (ms): " + ", ".join(f"{stage} {latency[stage]:.1f}"
                                                  for stage in (*STAGES, "total")))
     return metrics

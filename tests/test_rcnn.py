@@ -1,11 +1,14 @@
-"""Week 5 R-CNN lab: detection post-processing by hand, batching, VGG16 topology, the CLI end to end."""
+"""Week 5 R-CNN lab: detection post-processing and box regression by hand, batching, VGG16 topology,
+the CLI end to end (ten classes with box regression by default, one class without)."""
+import json
+
 import cv2
 import h5py
 import keras
 import numpy as np
 import pytest
 
-from dlcourse import cli, scenes
+from dlcourse import box_regression, cli, scenes
 from labs import rcnn
 from tests.conftest import read_metrics, run_lab
 
@@ -33,6 +36,45 @@ def test_threshold_then_nms_per_class():
     assert [len(part) for part in empty] == [0, 0, 0]
 
 
+def test_each_class_is_selected_among_its_own_regressed_boxes():
+    proposals = [[0, 0, 20, 20], [40, 40, 60, 60]]
+    # Class 0's head moves the first proposal right by a quarter of its width (t_x = 0.25,
+    # × 10 as trained); class 1's leaves it.  The second proposal is twice as wide for class 1.
+    deltas = np.zeros((2, 8))
+    deltas[0, 0] = 0.25 * box_regression.TRAINING_WEIGHTS[0]
+    deltas[1, 4 + 2] = np.log(2) * box_regression.TRAINING_WEIGHTS[2]
+    boxes = rcnn.regressed_boxes(proposals, deltas, image_shape=(64, 64, 3))
+    assert boxes.shape == (2, 2, 4)
+    np.testing.assert_allclose(boxes[0], [[5, 0, 25, 20], [0, 0, 20, 20]])
+    np.testing.assert_allclose(boxes[1], [[40, 40, 60, 60], [30, 40, 64, 60]])   # clipped at x = 64
+    probabilities = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    found, scores, labels = rcnn.select_detections(boxes, probabilities, 0.65, 0.3)
+    assert labels.tolist() == [0, 1] and scores.tolist() == [0.8, 0.8]
+    np.testing.assert_allclose(found, [[5, 0, 25, 20], [30, 40, 64, 60]])
+    # Off the image altogether: still a box (one pixel wide), so NMS and IoU accept it.
+    far = rcnn.regressed_boxes([[50, 0, 60, 10]], [[30.0, 0, 0, 0]], image_shape=(64, 64, 3))[0, 0]
+    assert far[2] - far[0] >= 1 and far[0] <= 64
+
+
+def test_box_targets_move_each_region_onto_its_ground_truth():
+    image, truth, labels = np.zeros((64, 64, 3), dtype=np.uint8), np.array([[10.0, 10, 40, 44]]), np.array([7])
+    shifted = truth + [3, -2, 4, 1]                              # IoU 0.76: a positive
+    proposals = np.concatenate([shifted, [[50, 50, 60, 60]]])    # and a background region
+    config = cli.make_config(rcnn.parser, context=4, max_negatives=1)
+    crops, region_labels, targets = rcnn.sample_crops([(image, truth, labels)], [proposals], config,
+                                                      rng=0, box_targets=True)
+    # Regions: the ground-truth box itself, the shifted proposal, the background one.
+    assert crops.shape == (3, 32, 32, 3) and region_labels.tolist() == [8, 8, 0]
+    np.testing.assert_array_equal(targets[:, 0], region_labels)
+    np.testing.assert_allclose(targets[0, 1:], 0, atol=1e-6)
+    # The targets are of the region box, not of the larger box its crop shows (the context).
+    moved = box_regression.decode(shifted, targets[1:2, 1:], box_regression.TRAINING_WEIGHTS)
+    np.testing.assert_allclose(moved, truth, atol=1e-3)
+    np.testing.assert_array_equal(targets[2, 1:], 0)             # background: ignored by the loss
+    two = rcnn.sample_crops([(image, truth, labels)], [proposals], config, rng=0)
+    assert len(two) == 2 and (two[1] == region_labels).all()    # without box_targets: as before
+
+
 def test_context_enlarges_the_box_about_its_centre():
     # 32-pixel crops with 4 pixels of context: the box fills the middle 24, so it grows by 32/24.
     np.testing.assert_allclose(rcnn.with_context([[10, 20, 34, 44]], 32, 4), [[6, 16, 38, 48]])
@@ -48,7 +90,17 @@ def test_context_enlarges_the_box_about_its_centre():
 @pytest.fixture(scope="module")
 def small_model():
     keras.utils.set_random_seed(0)
-    return rcnn.build_model(num_classes=2, width=0.125, crop_size=32)
+    return rcnn.build_model(num_classes=2, width=0.125, crop_size=32)   # with the box head
+
+
+def test_the_box_head_is_a_second_output_and_optional(small_model):
+    assert set(small_model.output) == {"class", "box"} and rcnn.has_box_head(small_model)
+    assert small_model.output["class"].shape == (None, 3) and small_model.output["box"].shape == (None, 8)
+    # Both heads read the same dense features.
+    assert small_model.get_layer("box").input is small_model.get_layer("class").input
+    classifier = rcnn.build_model(num_classes=2, width=0.125, crop_size=32, box_head=False)
+    assert classifier.output_shape == (None, 3) and not rcnn.has_box_head(classifier)
+    assert rcnn.class_columns(classifier) == rcnn.class_columns(small_model) == 3
 
 
 def test_batched_classification_equals_one_crop_at_a_time(small_model):
@@ -68,10 +120,13 @@ def test_batched_classification_equals_one_crop_at_a_time(small_model):
     finally:
         del small_model.predict_on_batch
     assert calls == [4, 4, 2]                                   # one call per batch, not per crop
-    assert batched.shape == (10, 3)
+    assert batched["class"].shape == (10, 3) and batched["box"].shape == (10, 8)
     one_by_one = rcnn.classify_one_by_one(small_model, crops[:4])
-    np.testing.assert_allclose(batched[:4], one_by_one, atol=1e-5)
-    assert np.ptp(batched[:, 0]) > 0                            # different crops, different outputs
+    for output in ("class", "box"):
+        np.testing.assert_allclose(batched[output][:4], one_by_one[output], atol=1e-5)
+        assert np.ptp(batched[output][:, 0]) > 0                # different crops, different outputs
+    nothing = rcnn.classify_crops(small_model, crops[:0])
+    assert nothing["class"].shape == (0, 3) and nothing["box"].shape == (0, 8)
 
 
 def test_detector_gives_the_same_boxes_batched_or_not(small_model):
@@ -83,9 +138,15 @@ def test_detector_gives_the_same_boxes_batched_or_not(small_model):
     batched = detector.detect(image, timings)
     assert set(timings) == set(rcnn.STAGES) and all(len(value) == 1 for value in timings.values())
     one_by_one = detector.detect(image, classify=lambda crops: rcnn.classify_one_by_one(small_model, crops))
-    np.testing.assert_array_equal(batched[0], one_by_one[0])
+    np.testing.assert_allclose(batched[0], one_by_one[0], atol=1e-3)  # regressed: float noise of the deltas
     np.testing.assert_array_equal(batched[2], one_by_one[2])
     np.testing.assert_allclose(batched[1], one_by_one[1], atol=1e-5)
+    # One classification, two selections: the regressed boxes and the proposals' own.
+    proposals = detector.propose(image)
+    regressed, plain = detector.detect_with_and_without_regression(image, proposals=proposals)
+    assert len(plain[0]) and all(box.tolist() in proposals.tolist() for box in plain[0])
+    assert not any(box.tolist() in proposals.tolist() for box in regressed[0])
+    np.testing.assert_allclose(regressed[0], batched[0])
 
 
 # --- the model: VGG16's topology ------------------------------------------------------
@@ -114,7 +175,8 @@ def test_full_width_backbone_is_vgg16_and_loads_its_weight_file(tmp_path):
     np.testing.assert_array_equal(backbone.get_layer("block1_conv1").get_weights()[0],
                                   reference.get_layer("block1_conv1").get_weights()[0])
     assert [layer.trainable for layer in backbone.layers] == [False] * 15 + [True] * 4
-    assert backbone.layers[14].name == "block4_pool" and model.output_shape == (None, 2)
+    assert backbone.layers[14].name == "block4_pool" and rcnn.class_columns(model) == 2
+    assert model.output["box"].shape == (None, 4)
 
     # Smaller widths keep the layers, with a fraction of the channels.
     narrow = rcnn.vgg16_backbone((32, 32, 3), width=0.125, batch_norm=True)
@@ -153,22 +215,50 @@ def test_week5_smoke_run_trains_and_evaluates(smoke_run):
     assert result.returncode == 0, result.stderr[-2000:]
     run_dir = out / "rcnn"
     metrics = read_metrics(run_dir)
-    assert 0.0 <= metrics["map50"] <= 1.0 and metrics["epochs"] == 2
+    # The defaults: the ten digits as ten classes, with box regression, scored both ways at two IoUs.
+    assert metrics["class_names"] == [str(digit) for digit in range(10)] and metrics["box_regression"] is True
+    for name in ("map50", "map75", "map50_no_regression", "map75_no_regression"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    assert metrics["epochs"] == 2
+    test_digits = {str(label) for _, _, labels in scenes.make_scene_set(
+        rcnn.SMOKE_SCENES["test"], seed=1 + 2, split="test", classes=rcnn.ALL_DIGITS) for label in labels}
+    assert set(metrics["ap50_per_class"]) == test_digits       # every class the test images hold
+    assert all(0.0 <= value <= 1.0 for value in metrics["ap50_per_class"].values())
     assert set(metrics["latency_ms"]) == {"proposals", "crops", "classification", "nms", "total"}
     assert all(value > 0 for value in metrics["latency_ms"].values())
     assert metrics["proposal_recall50"] > 0.5                  # selective search finds digits
-    assert metrics["test_images"] == rcnn.SMOKE_SCENES["test"] and metrics["class_names"] == ["digit"]
+    assert metrics["test_images"] == rcnn.SMOKE_SCENES["test"]
     assert 0.05 < metrics["train_positive_fraction"] < 0.95
     for name in ("checkpoints/best.keras", "detector.json", "curves.png", "detections.png",
                  "proposals/train.npz", "proposals/validation.npz"):
         assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "detector.json").read_text())["box_regression"] is True
+    history = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"class_loss", "box_loss", "class_accuracy", "val_box_loss"} <= set(history)
+    assert "mAP@0.75" in result.stdout and "without box regression" in result.stdout
     row = next(line for line in result.stdout.split("week5: 1 lab(s)")[1].splitlines()
                if line.startswith("rcnn"))
     assert "map50" in row and str(metrics["map50"]) in row
 
 
+def test_one_class_without_regression_is_the_first_lab(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    arguments = ["--smoke", "--epochs", "1", "--verbose", "0", "--classes", "any", "--no-box-regression",
+                 "--out", str(run_dir)]
+    assert rcnn.main(arguments) == 0, capsys.readouterr().err
+    metrics = read_metrics(run_dir)
+    assert metrics["class_names"] == ["digit"] and metrics["box_regression"] is False
+    assert 0.0 <= metrics["map50"] <= 1.0 and 0.0 <= metrics["map75"] <= metrics["map50"]
+    assert "map50_no_regression" not in metrics and "ap50_per_class" not in metrics
+    detector = rcnn.load_detector(run_dir)
+    assert not detector.box_regression and detector.model.output_shape == (None, 2)
+    assert json.loads((run_dir / "detector.json").read_text())["box_regression"] is False
+
+
 def test_detect_draws_boxes_on_an_image(smoke_run, tmp_path):
     out, _ = smoke_run
+    detector = rcnn.load_detector(out / "rcnn")                 # the saved two-output model loads
+    assert detector.box_regression and detector.class_names == tuple("0123456789")
     image, _, _ = scenes.make_scene_set(1, seed=11, split="test")[0]
     image_path, boxed = tmp_path / "scene.png", tmp_path / "boxed.png"
     cv2.imwrite(str(image_path), image[:, :, ::-1])
@@ -234,7 +324,7 @@ def test_course_format_folder_trains_and_detects(tmp_path, capsys):
     assert error.count("\n") == 1 and "plane_3.csv" in error and not (tmp_path / "run2").exists()
 
 
-def test_bad_flags_are_usage_errors():
+def test_bad_flags_are_usage_errors(tmp_path, capsys):
     for arguments in (["--images", "x"], ["--classes", "1,1"], ["--context", "16"],
                       ["--score-threshold", "1.5"], ["--weights", "/no/such/file.h5"]):
         config_error = None
@@ -243,3 +333,17 @@ def test_bad_flags_are_usage_errors():
         except (cli.UsageError, rcnn.DataError) as error:
             config_error = error
         assert config_error is not None, arguments
+    # Through the command line: one line, exit code 2, nothing trained or written.
+    folder = str(tmp_path)
+    for arguments, words in ((["--classes", "any,1"], "--classes"), (["--classes", "ten"], "--classes"),
+                             (["--classes", "10"], "--classes"), (["--box-regression", "yes"], "unrecognized"),
+                             (["--images", folder, "--annotations", folder, "--classes", "any"], "--classes"),
+                             (["--images", folder, "--annotations", folder, "--classes", "0,1"], "--classes")):
+        assert rcnn.main([*arguments, "--out", str(tmp_path / "run")]) == 2, arguments
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and words in error, (arguments, error)
+    assert not (tmp_path / "run").exists()
+    # The ten-class default is the synthetic scenes': a course folder (one class) takes the defaults.
+    rcnn.check_config(rcnn.parser.parse_args(["--images", folder, "--annotations", folder]))
+    assert rcnn.parser.parse_args(["--classes", "any"]).classes == "any"
+    assert rcnn.parser.parse_args(["--classes", "3,1"]).classes == (3, 1)
