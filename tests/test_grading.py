@@ -548,9 +548,13 @@ def test_a_stopped_grader_leaves_no_worker_behind(toy, tmp_path, how):
         stderr=subprocess.PIPE, text=True,
         # as from a terminal: a pytest-xdist worker ignores SIGINT, and its children would inherit that
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 60
-    while len(workers_running(str(temporary))) < 2 and time.monotonic() < deadline:
+    # Before its workers start, the grader probes the jail and runs the reference notebook: minutes
+    # on a loaded CI machine.  Wait for them (or for the grader to stop, which would be the failure).
+    deadline = time.monotonic() + 600
+    while (len(workers_running(str(temporary))) < 2 and grader.poll() is None
+           and time.monotonic() < deadline):
         time.sleep(0.2)
+    assert grader.poll() is None, f"the grader stopped before it was stopped: {grader.communicate()}"
     assert workers_running(str(temporary)), "the workers started"
     grader.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
     _, stderr = grader.communicate(timeout=90)  # generous: CI machines are often loaded
