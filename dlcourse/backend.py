@@ -46,34 +46,47 @@ def tensorflow_installed():
 # Data
 # ---------------------------------------------------------------------------
 
+def _rows(arrays, rows):
+    """``arrays[rows]``, or each array's rows when ``arrays`` is a dict (a model's named inputs or
+    outputs)."""
+    if isinstance(arrays, dict):
+        return {key: value[rows] for key, value in arrays.items()}
+    return arrays[rows]
+
+
+def _count(arrays):
+    """How many examples: the length of the array, or of the dict's first array."""
+    return len(next(iter(arrays.values())) if isinstance(arrays, dict) else arrays)
+
+
 class ArrayBatches(keras.utils.PyDataset):
     """Batches of NumPy arrays in a new seeded order every epoch (the non-TensorFlow ``batches``).
 
-    ``inputs`` is an array or a dict of arrays (a model with named inputs);
-    every array has the examples along its first axis.
+    ``inputs`` and ``targets`` are each an array or a dict of arrays (a model
+    with named inputs or outputs); every array has the examples along its
+    first axis.
     """
 
     def __init__(self, inputs, targets, batch_size, shuffle=False, seed=None):
         super().__init__()
-        self.inputs, self.targets = inputs, np.asarray(targets)
+        self.inputs = inputs
+        self.targets = targets if isinstance(targets, dict) else np.asarray(targets)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
         self.order = self._order()
 
     def _order(self):
-        count = len(self.targets)
+        count = _count(self.targets)
         if not self.shuffle:
             return np.arange(count)
         return np.random.default_rng([self.seed or 0, self.epoch]).permutation(count)
 
     def __len__(self):
-        return math.ceil(len(self.targets) / self.batch_size)
+        return math.ceil(_count(self.targets) / self.batch_size)
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        if isinstance(self.inputs, dict):
-            return {key: value[rows] for key, value in self.inputs.items()}, self.targets[rows]
-        return self.inputs[rows], self.targets[rows]
+        return _rows(self.inputs, rows), _rows(self.targets, rows)
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -81,7 +94,8 @@ class ArrayBatches(keras.utils.PyDataset):
 
 
 def batches(inputs, targets, batch_size, shuffle=False, seed=None):
-    """Training or evaluation batches of ``(inputs, targets)``; ``shuffle`` reshuffles every epoch.
+    """Training or evaluation batches of ``(inputs, targets)``, each an array or a dict of arrays;
+    ``shuffle`` reshuffles every epoch.
 
     On TensorFlow a cached, prefetched ``tf.data`` pipeline, which
     ``tf.distribute`` strategies split between replicas; on JAX and PyTorch an
@@ -92,7 +106,7 @@ def batches(inputs, targets, batch_size, shuffle=False, seed=None):
     import tensorflow as tf
     dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).cache()
     if shuffle:
-        dataset = dataset.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(_count(targets), seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -26,7 +26,7 @@ detection time, the detected class's four are applied (``class_deltas``).
 import keras
 import numpy as np
 
-from dlcourse.detection import validate_boxes
+from dlcourse.detection import select_detections, validate_boxes
 
 TRAINING_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 # exp(d_w) is clipped here so that a wild prediction cannot make an infinite box (log(1000/16)).
@@ -59,6 +59,34 @@ def decode(proposals, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
     centres = proposal[:, :2] + deltas[:, :2] * proposal[:, 2:]
     sizes = proposal[:, 2:] * np.exp(np.minimum(deltas[:, 2:], MAX_LOG_SCALE))
     return np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=1)
+
+
+def refine_boxes(proposals, deltas, image_shape=None, weights=TRAINING_WEIGHTS):
+    """(N, classes, 4): each proposal moved by each class's predicted deltas, clipped to the
+    image (``image_shape`` (height, width, ...)) when given.
+
+    The head is class-specific, so a proposal has one refined box per class;
+    a detection of class c uses the box of column c (as in Fast R-CNN).
+    """
+    proposals = validate_boxes(proposals)
+    deltas = np.asarray(deltas)
+    classes = deltas.shape[-1] // 4
+    boxes = decode(np.repeat(proposals, classes, axis=0), deltas.reshape(-1, 4),
+                   weights).reshape(len(proposals), classes, 4)
+    if image_shape is not None:
+        height, width = image_shape[:2]
+        boxes = np.clip(boxes, 0, [width, height, width, height])
+        # A box pushed wholly off the image is clipped to a line: keep it one pixel wide.
+        boxes[..., 2:] = np.maximum(boxes[..., 2:], boxes[..., :2] + 1)
+    return boxes
+
+
+def detections(proposals, probabilities, deltas, image_shape, score_threshold, nms_iou):
+    """A detector's last step, ``(boxes, scores, labels)``: each proposal moved by its class's
+    ``deltas`` (``refine_boxes``; ``deltas=None``: the proposals' own boxes), then the classes'
+    scores above ``score_threshold`` through per-class NMS (``detection.select_detections``)."""
+    boxes = proposals if deltas is None else refine_boxes(proposals, deltas, image_shape)
+    return select_detections(boxes, probabilities, score_threshold, nms_iou)
 
 
 def class_deltas(deltas, labels):

@@ -14,9 +14,12 @@ R-CNN in four steps, one function each:
 2. label proposals by their overlap with the ground truth (``iou``,
    ``sample_regions``) and cut them out to a fixed size (``crop_and_resize``)
    to train a classifier;
-3. keep the best of overlapping detections (``nms``);
+3. keep the best of overlapping detections (``nms``, per class in
+   ``select_detections``), timing each stage with a ``StageClock``;
 4. score the detector (``average_precision``, ``mean_average_precision``).
 """
+import time
+
 import numpy as np
 
 
@@ -90,6 +93,49 @@ def nms(boxes, scores, iou_threshold=0.3):
         keep.append(index)
         suppressed |= overlaps[index] > iou_threshold
     return np.array(keep, dtype="int64")
+
+
+class StageClock:
+    """Seconds between calls of ``lap``: ``lap("nms")`` appends the time since the last lap (or
+    since the clock was made) to ``timings["nms"]``.  ``timings=None`` times nothing, so a
+    detector's code reads the same whether it is being measured or not."""
+
+    def __init__(self, timings=None):
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, stage):
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings.setdefault(stage, []).append(now - self.last)
+        self.last = now
+
+
+def select_detections(boxes, probabilities, score_threshold=0.65, nms_iou=0.3):
+    """``(boxes, scores, labels)``: per class, the regions above the threshold that survive NMS.
+
+    ``boxes`` are the proposals (N, 4), the same for every class, or one box
+    per proposal and class (N, classes, 4, ``box_regression.refine_boxes``):
+    NMS of class c then compares the boxes that class c's regression made.
+    ``probabilities`` has column 0 for background; detection labels are
+    class indices (column - 1).  Best score first.
+    """
+    boxes = np.asarray(boxes, dtype="float64")
+    per_class = boxes.ndim == 3
+    found_boxes, scores, labels = [], [], []
+    for column in range(1, probabilities.shape[1]):
+        class_boxes = boxes[:, column - 1] if per_class else boxes
+        candidates = np.flatnonzero(probabilities[:, column] > score_threshold)
+        candidate_boxes = validate_boxes(class_boxes[candidates])
+        kept = candidates[nms(candidate_boxes, probabilities[candidates, column], nms_iou)]
+        found_boxes.append(class_boxes[kept].reshape(-1, 4))
+        scores.append(probabilities[kept, column])
+        labels.append(np.full(len(kept), column - 1, dtype="int64"))
+    if not found_boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype="int64")
+    found_boxes, scores, labels = np.concatenate(found_boxes), np.concatenate(scores), np.concatenate(labels)
+    order = np.argsort(-scores, kind="stable")
+    return found_boxes[order].reshape(-1, 4), scores[order].astype("float64"), labels[order]
 
 
 # ---------------------------------------------------------------------------

@@ -20,33 +20,36 @@ plus smooth-L1 on the true class's box deltas (``dlcourse.box_regression``).
 
 Why stride 8: VGG16 without its last pooling has stride 16, so a 25-pixel
 digit covers under two feature cells.  Measured on 300 training / 100
-held-out ten-digit scenes (mAP@0.5 at the lab's 0.65 threshold; time of
-"features" + "heads" per image against R-CNN's crops + classification of the
-same ~136 proposals, both on the same loaded 2-core CPU):
+held-out ten-digit scenes: mAP@0.5 at the lab's 0.65 threshold, and how many
+times less time "features" + "heads" take per image than R-CNN's crops +
+classification of the same ~136 proposals (medians, interleaved, on the same
+loaded 2-core CPU):
 
-    stride 16, image as it is (8×8 map)              mAP 0.00   4.8× faster than R-CNN
-    stride 16, image enlarged ×2 (16×16 map)         mAP 0.15   2.3×
-    stride 8: block4_pool left out too (16×16 map)   mAP 0.25   5.1×  (4×4 grid: 0.26, 4.1×)
-    R-CNN, 32×32 crops                               mAP 0.32   1×
+                                                   grid   mAP@0.5   faster
+    stride 16, the image as it is (8×8 map)         4×4    0.00      4.8×
+    stride 16, the image enlarged ×2 (16×16 map)    4×4    0.15      2.3×
+    stride 8: block4_pool left out (16×16 map)      2×2    0.25      5.1×
+                                                    4×4    0.26      4.1×
+    R-CNN, 32×32 crops                                     0.32      1
 
-(a 2×2 grid per region, except where noted; the first two rows trained for
-750 steps of 4 images, the third for 3000 of 2, R-CNN for 8 epochs.)
-
-Enlarging the image makes every layer pay for the finer map; leaving out
-block4_pool makes only block 5 pay for it, at about the cost of stride 16.
+(the first two trained for 750 steps of 4 images, the stride-8 models for
+3000 of 2, R-CNN for 8 epochs.)  Enlarging the image makes every layer pay
+for the finer map; leaving out block4_pool makes only block 5 pay for it.
+With 600 training scenes R-CNN gains more (mAP 0.53, Fast R-CNN at 4×4
+0.33): each warped crop shows its object at one size and place, while Fast
+R-CNN must learn every size and offset on the feature grid, from fewer images.
 
 Training examples are whole images, each with a fixed number of sampled
 regions (``training_examples``): positives (IoU > 0.7 with an object, and
 the objects' own boxes), then background (IoU < 0.3), and ``PADDING`` rows
 (label −1) when an image has too few; both losses ignore those rows.
 """
-import time
 
 import keras
 import numpy as np
 
-from dlcourse import backend, detection
-from dlcourse.box_regression import TRAINING_WEIGHTS, decode, regression_targets, smooth_l1_loss
+from dlcourse import detection
+from dlcourse.box_regression import detections, regression_targets, smooth_l1_loss
 from dlcourse.roi_pooling import RoIAlign
 from dlcourse.vgg import vgg16_backbone
 
@@ -233,65 +236,14 @@ def training_examples(split, proposals, regions_per_image=64, max_positives=16, 
     return inputs, {CLASS: targets[..., 0].astype("int32"), BOX: targets}
 
 
-class _ExampleBatches(backend.ArrayBatches):
-    """``ArrayBatches`` whose targets are a dict of arrays too (JAX and PyTorch)."""
-
-    def __init__(self, inputs, targets, batch_size, shuffle=False, seed=None):
-        super().__init__(inputs, np.arange(len(next(iter(targets.values())))), batch_size, shuffle, seed)
-        self.target_arrays = targets
-
-    def __getitem__(self, index):
-        inputs, rows = super().__getitem__(index)
-        return inputs, {key: value[rows] for key, value in self.target_arrays.items()}
-
-
-def batches(inputs, targets, batch_size, shuffle=False, seed=None):
-    """Batches of images for ``fit`` (``backend.batches``: tf.data on TensorFlow)."""
-    if backend.name() == "tensorflow":
-        return backend.batches(inputs, targets, batch_size, shuffle=shuffle, seed=seed)
-    return _ExampleBatches(inputs, targets, batch_size, shuffle=shuffle, seed=seed)
-
-
 # ---------------------------------------------------------------------------
 # Detection: features once, heads on every proposal, per-class boxes, NMS
 # ---------------------------------------------------------------------------
 
-def refine_boxes(proposals, deltas, image_shape, weights=TRAINING_WEIGHTS):
-    """Every proposal moved by every class's deltas: (N, classes, 4), clipped to the image
-    (and at least a pixel wide and high, so that a box stays a box)."""
-    proposals = detection.validate_boxes(proposals)
-    classes = deltas.shape[-1] // 4
-    moved = decode(np.repeat(proposals, classes, axis=0), deltas.reshape(-1, 4), weights)
-    height, width = image_shape[:2]
-    x1, y1 = np.clip(moved[:, 0], 0, width - 1), np.clip(moved[:, 1], 0, height - 1)
-    x2, y2 = np.clip(moved[:, 2], x1 + 1, width), np.clip(moved[:, 3], y1 + 1, height)
-    return np.stack([x1, y1, x2, y2], axis=1).reshape(len(proposals), classes, 4)
-
-
-def select_class_detections(class_boxes, probabilities, score_threshold=0.65, nms_iou=0.3):
-    """``labs.rcnn.select_detections`` when every class has its own box for a region.
-
-    ``class_boxes`` (N, classes, 4), ``probabilities`` (N, classes + 1) with
-    column 0 for background: per class, the regions above the threshold that
-    survive NMS among that class's boxes.  Best score first.
-    """
-    boxes, scores, labels = [], [], []
-    for label in range(probabilities.shape[1] - 1):
-        candidates = np.flatnonzero(probabilities[:, label + 1] > score_threshold)
-        candidate_boxes = class_boxes[candidates, label].reshape(-1, 4)
-        kept = candidates[detection.nms(candidate_boxes, probabilities[candidates, label + 1], nms_iou)]
-        boxes.append(class_boxes[kept, label].reshape(-1, 4))
-        scores.append(probabilities[kept, label + 1])
-        labels.append(np.full(len(kept), label, dtype="int64"))
-    boxes, scores, labels = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order].astype("float64"), labels[order]
-
-
 class FastRCNNDetector:
-    """A trained Fast R-CNN and the settings that make it a detector (``labs.rcnn.Detector``'s keys:
-    class_names, proposals, max_proposals, score_threshold, nms_iou; ``box_regression`` False
-    keeps the proposals' boxes)."""
+    """A trained Fast R-CNN and the settings that make it a detector: ``labs.rcnn.Detector``'s keys
+    (class_names, proposals, max_proposals, score_threshold, nms_iou, box_regression: False
+    keeps the proposals' own boxes)."""
 
     stages = STAGES
     # The proposals of an image are padded to a multiple of 32 boxes: fewer input shapes to trace
@@ -304,6 +256,7 @@ class FastRCNNDetector:
         self.heads = model.get_layer(HEADS)
         self.settings = dict(settings)
         self.class_names = tuple(settings["class_names"])
+        self.box_regression = bool(self.settings.get("box_regression", True))
         self.image_shape = tuple(self.features.input_shape[1:])
         # Trace both halves before anything is timed.
         feature_map = self.image_features(np.zeros(self.image_shape, dtype="uint8"))
@@ -329,28 +282,24 @@ class FastRCNNDetector:
 
     def detect(self, image, timings=None, proposals=None):
         """``(boxes, scores, labels)`` of one uint8 RGB image; ``timings`` (a dict) collects the
-        seconds of each stage in ``STAGES``; ``proposals`` given skip selective search."""
-        clock = [time.perf_counter()]
+        seconds of each stage in ``STAGES`` ("nms" includes applying the box deltas);
+        ``proposals`` given skip selective search."""
+        return self.detect_with_and_without_regression(image, timings, proposals=proposals)[0]
 
-        def lap(stage):
-            now = time.perf_counter()
-            if timings is not None:
-                timings.setdefault(stage, []).append(now - clock[0])
-            clock[0] = now
-
+    def detect_with_and_without_regression(self, image, timings=None, proposals=None):
+        """``detect``'s detections, and those of the same probabilities on the proposals' own
+        boxes (the second NMS is not timed), as ``labs.rcnn.Detector`` gives them."""
+        clock = detection.StageClock(timings)
         if proposals is None:
             proposals = self.propose(image)
-            lap("proposals")
+            clock.lap("proposals")
         proposals = detection.validate_boxes(proposals)
         feature_map = self.image_features(image)
-        lap("features")
+        clock.lap("features")
         probabilities, deltas = self.region_outputs(feature_map, proposals)
-        lap("heads")
-        if self.settings.get("box_regression", True):
-            class_boxes = refine_boxes(proposals, deltas, image.shape)
-        else:
-            class_boxes = np.repeat(proposals[:, None], probabilities.shape[1] - 1, axis=1)
-        result = select_class_detections(class_boxes, probabilities, self.settings["score_threshold"],
-                                         self.settings["nms_iou"])
-        lap("nms")
-        return result
+        clock.lap("heads")
+        deltas = deltas if self.box_regression else None
+        settings = image.shape, self.settings["score_threshold"], self.settings["nms_iou"]
+        found = detections(proposals, probabilities, deltas, *settings)
+        clock.lap("nms")
+        return found, found if deltas is None else detections(proposals, probabilities, None, *settings)

@@ -66,10 +66,8 @@ instead of one ``model.predict`` per crop is what makes detection fast
 """
 import argparse
 import json
-import math
 import pathlib
 import sys
-import time
 
 import keras
 import numpy as np
@@ -362,44 +360,11 @@ def training_regions(splits, training_run, config):
     return regions
 
 
-class RegionBatches(keras.utils.PyDataset):
-    """Batches of crops with the two targets of the model with box regression,
-    ``{"class": labels, "box": regression rows}``, in a new seeded order every epoch.
-
-    ``data.as_dataset`` takes one array of targets (the classifier alone
-    uses it); a model with two named outputs takes a dict of them.
-    """
-
-    def __init__(self, crops, targets, batch_size, shuffle=False, seed=None):
-        super().__init__()
-        self.crops, self.targets, self.batch_size = crops, targets, batch_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        self.order = self._order()
-
-    def _order(self):
-        if not self.shuffle:
-            return np.arange(len(self.crops))
-        return np.random.default_rng([self.seed or 0, self.epoch]).permutation(len(self.crops))
-
-    def __len__(self):
-        return math.ceil(len(self.crops) / self.batch_size)
-
-    def __getitem__(self, index):
-        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.crops[rows], {name: values[rows] for name, values in self.targets.items()}
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = self._order()
-
-
 def region_batches(crops, labels, box_targets, config, shuffle=False):
-    """Training or validation batches: labels alone for the classifier, with the box targets
-    too for the model with box regression."""
-    if not config.box_regression:
-        return data.as_dataset(crops, labels, config.batch_size, shuffle=shuffle, seed=config.seed)
-    return RegionBatches(crops, {"class": labels, "box": box_targets}, config.batch_size,
-                         shuffle=shuffle, seed=config.seed)
+    """Training or validation batches: labels alone for the classifier; for the model with box
+    regression, a dict of both targets named as its outputs."""
+    targets = {"class": labels, "box": box_targets} if config.box_regression else labels
+    return data.as_dataset(crops, targets, config.batch_size, shuffle=shuffle, seed=config.seed)
 
 
 def load_data(config):
@@ -551,9 +516,20 @@ def classify_crops(model, crops, batch_size=256):
 
     The course calls ``model.predict`` once per crop, which costs Keras's
     per-call overhead (tens of milliseconds) hundreds of times per image.
+    The last, shorter batch is padded to a power of two: JAX compiles the
+    model once per batch shape, and every image has its own number of
+    proposals (TensorFlow traces a shape-relaxed function either way).
     """
-    return _concatenate([model.predict_on_batch(crops[start:start + batch_size])
-                         for start in range(0, len(crops), batch_size)], model)
+    outputs = []
+    for start in range(0, len(crops), batch_size):
+        batch = crops[start:start + batch_size]
+        count = len(batch)
+        padded = min(batch_size, 1 << (count - 1).bit_length())
+        if padded > count:
+            batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), batch.dtype)])
+        outputs.append(keras.tree.map_structure(lambda tensor, count=count: np.asarray(tensor)[:count],
+                                                model.predict_on_batch(batch)))
+    return _concatenate(outputs, model)
 
 
 def classify_one_by_one(model, crops):
@@ -568,58 +544,13 @@ def split_outputs(outputs):
     return np.asarray(outputs), None
 
 
-def regressed_boxes(proposals, deltas, image_shape=None):
-    """(N, classes, 4): each proposal moved by each class's predicted deltas, clipped to the
-    image (``image_shape`` (height, width, ...)) when given.
-
-    The head is class-specific, so a proposal has one refined box per class;
-    a detection of class c uses the box of column c (as in Fast R-CNN).
-    """
-    proposals = detection.validate_boxes(proposals)
-    classes = np.asarray(deltas).shape[-1] // 4
-    boxes = box_regression.decode(np.repeat(proposals, classes, axis=0),
-                                  np.asarray(deltas).reshape(-1, 4),
-                                  box_regression.TRAINING_WEIGHTS).reshape(len(proposals), classes, 4)
-    if image_shape is not None:
-        height, width = image_shape[:2]
-        boxes = np.clip(boxes, 0, [width, height, width, height])
-        # A box pushed wholly off the image is clipped to a line: keep it one pixel wide.
-        boxes[..., 2:] = np.maximum(boxes[..., 2:], boxes[..., :2] + 1)
-    return boxes
-
-
-def select_detections(boxes, probabilities, score_threshold=0.65, nms_iou=0.3):
-    """``(boxes, scores, labels)``: per class, the regions above the threshold that survive NMS.
-
-    ``boxes`` are the proposals (N, 4), the same for every class, or one box
-    per proposal and class (N, classes, 4, ``regressed_boxes``): NMS of class
-    c then compares the boxes that class c's regression made.
-    ``probabilities`` has column 0 for background; detection labels are
-    class indices (column - 1).  Best score first.
-    """
-    boxes = np.asarray(boxes, dtype="float64")
-    per_class = boxes.ndim == 3
-    found_boxes, scores, labels = [], [], []
-    for column in range(1, probabilities.shape[1]):
-        class_boxes = boxes[:, column - 1] if per_class else boxes
-        candidates = np.flatnonzero(probabilities[:, column] > score_threshold)
-        candidate_boxes = detection.validate_boxes(class_boxes[candidates])
-        kept = candidates[detection.nms(candidate_boxes, probabilities[candidates, column], nms_iou)]
-        found_boxes.append(class_boxes[kept].reshape(-1, 4))
-        scores.append(probabilities[kept, column])
-        labels.append(np.full(len(kept), column - 1, dtype="int64"))
-    if not found_boxes:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype="int64")
-    found_boxes, scores, labels = np.concatenate(found_boxes), np.concatenate(scores), np.concatenate(labels)
-    order = np.argsort(-scores, kind="stable")
-    return found_boxes[order].reshape(-1, 4), scores[order].astype("float64"), labels[order]
-
-
 STAGES = ("proposals", "crops", "classification", "nms")
 
 
 class Detector:
     """A trained region classifier (and box regressor) and the settings that make it a detector."""
+
+    stages = STAGES
 
     def __init__(self, model, settings):
         self.model = model
@@ -660,30 +591,21 @@ class Detector:
         """``detect``'s detections and those of the same classification on the proposals' own
         boxes: one classification, two NMS (only the first is timed).  Without the box
         head both are the same."""
-        clock = [time.perf_counter()]
-
-        def lap(stage):
-            now = time.perf_counter()
-            if timings is not None:
-                timings.setdefault(stage, []).append(now - clock[0])
-            clock[0] = now
-
+        clock = detection.StageClock(timings)
         if proposals is None:
             proposals = self.propose(image)
-            lap("proposals")
+            clock.lap("proposals")
         proposals = detection.validate_boxes(proposals)
         crops = region_crops(image, proposals, self.crop_size, self.settings.get("context", 0))
-        lap("crops")
+        clock.lap("crops")
         probabilities, deltas = split_outputs((classify or self.predict)(crops))
         probabilities = probabilities.reshape(len(proposals), -1)
-        lap("classification")
-        threshold, nms_iou = self.settings["score_threshold"], self.settings["nms_iou"]
-        boxes = proposals if deltas is None else regressed_boxes(proposals, deltas, image.shape)
-        found = select_detections(boxes, probabilities, threshold, nms_iou)
-        lap("nms")
-        if deltas is None:
-            return found, found
-        return found, select_detections(proposals, probabilities, threshold, nms_iou)
+        clock.lap("classification")
+        settings = image.shape, self.settings["score_threshold"], self.settings["nms_iou"]
+        found = box_regression.detections(proposals, probabilities, deltas, *settings)
+        clock.lap("nms")
+        return found, found if deltas is None else box_regression.detections(proposals, probabilities,
+                                                                             None, *settings)
 
 
 def detector_settings(config, class_names):
@@ -706,9 +628,9 @@ def evaluate(detector, split, progress=True):
     timings, found, unregressed, truths, reachable = {}, [], [], [], []
     for image, boxes, labels in tqdm(split, desc="detection (test)", unit="image",
                                      disable=not progress, mininterval=2.0):
-        started = time.perf_counter()
+        clock = detection.StageClock(timings)
         proposals = detector.propose(image)
-        timings.setdefault("proposals", []).append(time.perf_counter() - started)
+        clock.lap("proposals")
         with_regression, without = detector.detect_with_and_without_regression(
             image, timings, proposals=proposals)
         found.append(with_regression)
@@ -724,7 +646,7 @@ def evaluate(detector, split, progress=True):
             metrics[name + suffix] = result["map"]
             if name == "map50" and not suffix:
                 per_class = result["per_class"]
-    latency = {stage: 1000 * float(np.mean(timings[stage])) for stage in STAGES}
+    latency = {stage: 1000 * float(np.mean(timings[stage])) for stage in detector.stages}
     latency["total"] = sum(latency.values())
     matched = [_found(truth, boxes) for (truth, _), (boxes, _, _) in zip(truths, found)]
     metrics.update({
@@ -840,8 +762,7 @@ def run(config):
     if "ap50_per_class" in metrics:
         print("AP@0.5 per class: " + ", ".join(f"{name} {value:.3f}"
                                                for name, value in metrics["ap50_per_class"].items()))
-    print("latency per image (ms): " + ", ".join(f"{stage} {latency[stage]:.1f}"
-                                                 for stage in (*STAGES, "total")))
+    print("latency per image (ms): " + ", ".join(f"{stage} {value:.1f}" for stage, value in latency.items()))
     return metrics
 
 

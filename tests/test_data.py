@@ -41,6 +41,25 @@ def test_dataset_pipeline_batches_everything_once():
     assert sorted(np.concatenate([batch_labels for _, batch_labels in batches])) == list(range(10))
 
 
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "ArrayBatches"])
+def test_dict_targets_stay_row_aligned_and_are_all_shuffled(pipeline):
+    """A model with two named outputs (R-CNN's class and box heads) takes a dict of targets: every
+    example once, its rows together, and the whole set shuffled (not a buffer of two keys)."""
+    from dlcourse import backend
+    features = np.arange(64, dtype="float32")[:, None]
+    targets = {"class": np.arange(64), "box": np.arange(64, dtype="float32")[:, None] * 10}
+    make = data.as_dataset if pipeline == "tf.data" else backend.ArrayBatches
+    batches = list(make(features, targets, 16, shuffle=True, seed=0))
+    assert [len(batch_targets["class"]) for _, batch_targets in batches] == [16, 16, 16, 16]
+    order = np.concatenate([np.asarray(batch_targets["class"]) for _, batch_targets in batches])
+    assert sorted(order) == list(range(64))
+    for batch_features, batch_targets in batches:
+        np.testing.assert_array_equal(np.asarray(batch_features)[:, 0], batch_targets["class"])
+        np.testing.assert_array_equal(np.asarray(batch_targets["box"])[:, 0], 10 * np.asarray(batch_targets["class"]))
+    # With a shuffle buffer of len(dict) = 2 the first batch would hold only the first ~17 examples.
+    assert np.asarray(batches[0][1]["class"]).max() > 20
+
 def test_corrupt_bundle_names_file_and_fix(data_copy):
     bundle = data_copy / "mnist.npz"
     bundle.write_bytes(bundle.read_bytes()[:-100])

@@ -1,3 +1,5 @@
+import time
+
 import numpy as np
 import pytest
 
@@ -290,3 +292,15 @@ def test_selective_search_gives_valid_boxes_around_the_objects():
     assert len(detection.selective_search(image[:, :, 1])) > 0        # grayscale
     with pytest.raises(ValueError, match="unknown mode"):
         detection.selective_search(image, mode="slow")
+
+
+def test_stage_clock_appends_each_stage_and_times_nothing_without_timings():
+    timings = {}
+    clock = detection.StageClock(timings)
+    time.sleep(0.02)
+    clock.lap("proposals")
+    clock.lap("nms")
+    clock.lap("nms")
+    assert list(timings) == ["proposals", "nms"] and len(timings["nms"]) == 2
+    assert timings["proposals"][0] >= 0.02 and max(timings["nms"]) < 0.02
+    detection.StageClock(None).lap("proposals")  # no dict to fill: nothing to fail

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcourse import box_regression, detection, fast_rcnn, scenes
+from dlcourse import backend, box_regression, detection, fast_rcnn, scenes
 
 CLASSES = tuple(range(10))
 
@@ -17,7 +17,7 @@ def tiny_scenes():
 @pytest.fixture(scope="module")
 def small_model():
     keras.utils.set_random_seed(0)
-    return fast_rcnn.build_fast_rcnn(10, image_scale=1, feature_stride=16, pool_size=2, head_units=64)
+    return fast_rcnn.build_fast_rcnn(10, head_units=64)      # the default: stride 8, 2×2 grids
 
 
 def test_model_shapes_and_its_two_halves(small_model):
@@ -27,24 +27,23 @@ def test_model_shapes_and_its_two_halves(small_model):
     assert outputs["class"].shape == (2, 3, 11) and outputs["box"].shape == (2, 3, 40)
     np.testing.assert_allclose(outputs["class"].sum(axis=-1), 1.0, rtol=1e-5)
     features = small_model.get_layer("features").predict_on_batch(images)
-    assert features.shape == (2, 8, 8, 64)                      # stride 16 at width 0.125
+    assert features.shape == (2, 16, 16, 64)                    # stride 8 at width 0.125
     heads = small_model.get_layer("heads").predict_on_batch([features, rois])
     np.testing.assert_allclose(heads["class"], outputs["class"], atol=1e-6)
-    # Twice the image size inside the model: twice the feature map, the same boxes.
+    vgg = small_model.get_layer("features").get_layer("vgg16")
+    assert isinstance(vgg.get_layer("block4_pool"), keras.layers.Identity)
+    # VGG16 at stride 16 on the image enlarged twice: the same map size, the same weights.
     larger = fast_rcnn.build_fast_rcnn(3, image_scale=2, feature_stride=16, pool_size=3)
     assert larger.get_layer("features").output_shape == (None, 16, 16, 64)
     assert larger.get_layer("heads").get_layer("roi_align").stride == 8
-    # The default: the image as it is, block4_pool left out as well: the same map, stride 8.
-    default = fast_rcnn.build_fast_rcnn(3)
-    assert default.get_layer("features").output_shape == (None, 16, 16, 64)
-    assert default.get_layer("heads").get_layer("roi_align").stride == 8
-    vgg = default.get_layer("features").get_layer("vgg16")
-    assert isinstance(vgg.get_layer("block4_pool"), keras.layers.Identity)
+    assert not isinstance(larger.get_layer("features").get_layer("vgg16").get_layer("block4_pool"),
+                          keras.layers.Identity)
     assert [w.shape for w in vgg.weights] == [w.shape for w in larger.get_layer("features").weights]
     assert {name: tuple(output.shape) for name, output in larger.output.items()} == {
         "class": (None, None, 4), "box": (None, None, 12)}
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras saving on NumPy 2
 def test_a_saved_model_loads_with_its_two_halves(small_model, tmp_path):
     """What ``training.Run.fit`` does with the best checkpoint: save, load without compiling."""
     small_model.save(tmp_path / "best.keras")
@@ -115,22 +114,22 @@ def test_per_class_boxes_and_selection():
     probabilities = np.array([[0.10, 0.90, 0.00], [0.20, 0.80, 0.00], [0.30, 0.00, 0.70], [0.40, 0.60, 0.00]])
     shared = np.repeat(proposals[:, None], 2, axis=1)
     # As test_rcnn's hand-computed case: box 1 overlaps box 0 (IoU 0.82), box 3 is below 0.65.
-    boxes, scores, labels = fast_rcnn.select_class_detections(shared, probabilities, 0.65, 0.3)
+    boxes, scores, labels = detection.select_detections(shared, probabilities, 0.65, 0.3)
     assert boxes.tolist() == [[0, 0, 10, 10], [20, 20, 30, 30]]
     assert scores.tolist() == [0.9, 0.7] and labels.tolist() == [0, 1]
     # Zero deltas keep the proposals; a class's own deltas move its box only; the image clips.
     deltas = np.zeros((4, 8))
-    np.testing.assert_allclose(fast_rcnn.refine_boxes(proposals, deltas, (48, 48, 3))[:3], shared[:3])
+    np.testing.assert_allclose(box_regression.refine_boxes(proposals, deltas, (48, 48, 3))[:3], shared[:3])
     deltas[2, 4:] = box_regression.encode([[20, 20, 30, 30]], [[22, 20, 32, 30]],
                                           box_regression.TRAINING_WEIGHTS)[0]
-    refined = fast_rcnn.refine_boxes(proposals, deltas, (48, 48, 3))
+    refined = box_regression.refine_boxes(proposals, deltas, (48, 48, 3))
     np.testing.assert_allclose(refined[2], [[20, 20, 30, 30], [22, 20, 32, 30]], atol=1e-9)
     np.testing.assert_allclose(refined[3, 0], [40, 40, 48, 48])
     # Boxes moved onto each other by regression are suppressed, unlike their proposals.
     moved = shared.copy()
     moved[1, 0] = moved[0, 0]
-    assert len(fast_rcnn.select_class_detections(moved, probabilities, 0.65, 0.0)[0]) == 2
-    assert len(fast_rcnn.select_class_detections(shared, probabilities, 0.65, 0.9)[0]) == 3
+    assert len(detection.select_detections(moved, probabilities, 0.65, 0.0)[0]) == 2
+    assert len(detection.select_detections(shared, probabilities, 0.65, 0.9)[0]) == 3
 
 
 def test_detector_heads_give_the_training_models_probabilities(small_model, tiny_scenes):
@@ -144,8 +143,12 @@ def test_detector_heads_give_the_training_models_probabilities(small_model, tiny
     np.testing.assert_allclose(probabilities, expected["class"][0], atol=1e-5)
     np.testing.assert_allclose(deltas, expected["box"][0], atol=1e-5)
     timings = {}
-    boxes, scores, labels = detector.detect(image, timings, proposals=candidates)
+    (boxes, scores, labels), unmoved = detector.detect_with_and_without_regression(image, timings,
+                                                                                   proposals=candidates)
     assert set(timings) == {"features", "heads", "nms"} and len(boxes) == len(scores) == len(labels) > 0
+    # Without the deltas, every detection is one of the proposals.
+    assert (detection.iou(unmoved[0], candidates).max(axis=1) > 1 - 1e-9).all()
+    assert not (detection.iou(boxes, candidates).max(axis=1) > 1 - 1e-9).all()
 
 
 def tiny_map(model, split, proposals):
@@ -170,7 +173,7 @@ def test_a_few_epochs_on_a_few_scenes_detect_digits(tiny_scenes):
     untrained = tiny_map(model, split, proposals)
     inputs, targets = fast_rcnn.training_examples(split, proposals, rng=0)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=fast_rcnn.losses(), metrics=fast_rcnn.metrics(model))
-    history = model.fit(fast_rcnn.batches(inputs, targets, 2, shuffle=True, seed=0), epochs=10, verbose=0)
+    history = model.fit(backend.batches(inputs, targets, 2, shuffle=True, seed=0), epochs=10, verbose=0)
     assert history.history["class_accuracy"][-1] > 0.9
     trained = tiny_map(model, split, proposals)                             # the scenes it saw
     print(f"mAP@0.5 on its 16 training scenes: {untrained:.3f} untrained, {trained:.3f} trained")

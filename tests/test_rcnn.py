@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcourse import box_regression, cli, scenes
+from dlcourse import box_regression, cli, detection, scenes
 from labs import rcnn
 from tests.conftest import read_metrics, run_lab
 
@@ -25,14 +25,14 @@ def test_threshold_then_nms_per_class():
         [0.30, 0.00, 0.70],     # class 1, above 0.65
         [0.40, 0.60, 0.00],     # below the threshold
     ])
-    boxes, scores, labels = rcnn.select_detections(proposals, probabilities, 0.65, 0.3)
+    boxes, scores, labels = detection.select_detections(proposals, probabilities, 0.65, 0.3)
     assert boxes.tolist() == [[0, 0, 10, 10], [20, 20, 30, 30]]
     assert scores.tolist() == [0.9, 0.7] and labels.tolist() == [0, 1]
     # Overlapping boxes of different classes do not suppress each other.
     probabilities[1] = [0.1, 0.0, 0.9]
-    boxes, _, labels = rcnn.select_detections(proposals, probabilities, 0.65, 0.3)
+    boxes, _, labels = detection.select_detections(proposals, probabilities, 0.65, 0.3)
     assert len(boxes) == 3 and sorted(labels.tolist()) == [0, 1, 1]
-    empty = rcnn.select_detections(np.zeros((0, 4)), np.zeros((0, 3)))
+    empty = detection.select_detections(np.zeros((0, 4)), np.zeros((0, 3)))
     assert [len(part) for part in empty] == [0, 0, 0]
 
 
@@ -43,16 +43,16 @@ def test_each_class_is_selected_among_its_own_regressed_boxes():
     deltas = np.zeros((2, 8))
     deltas[0, 0] = 0.25 * box_regression.TRAINING_WEIGHTS[0]
     deltas[1, 4 + 2] = np.log(2) * box_regression.TRAINING_WEIGHTS[2]
-    boxes = rcnn.regressed_boxes(proposals, deltas, image_shape=(64, 64, 3))
+    boxes = box_regression.refine_boxes(proposals, deltas, image_shape=(64, 64, 3))
     assert boxes.shape == (2, 2, 4)
     np.testing.assert_allclose(boxes[0], [[5, 0, 25, 20], [0, 0, 20, 20]])
     np.testing.assert_allclose(boxes[1], [[40, 40, 60, 60], [30, 40, 64, 60]])   # clipped at x = 64
     probabilities = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
-    found, scores, labels = rcnn.select_detections(boxes, probabilities, 0.65, 0.3)
+    found, scores, labels = detection.select_detections(boxes, probabilities, 0.65, 0.3)
     assert labels.tolist() == [0, 1] and scores.tolist() == [0.8, 0.8]
     np.testing.assert_allclose(found, [[5, 0, 25, 20], [30, 40, 64, 60]])
     # Off the image altogether: still a box (one pixel wide), so NMS and IoU accept it.
-    far = rcnn.regressed_boxes([[50, 0, 60, 10]], [[30.0, 0, 0, 0]], image_shape=(64, 64, 3))[0, 0]
+    far = box_regression.refine_boxes([[50, 0, 60, 10]], [[30.0, 0, 0, 0]], image_shape=(64, 64, 3))[0, 0]
     assert far[2] - far[0] >= 1 and far[0] <= 64
 
 

@@ -2,8 +2,8 @@
 
 A tiny model learns from misplaced copies of the ground-truth boxes of a few
 dozen two-class scenes, through the lab's own pieces: ``sample_crops``'
-targets (of the region box, not of its crop with context), ``RegionBatches``,
-the two losses, the class-specific box head and ``regressed_boxes``.  Each
+targets (of the region box, not of its crop with context), ``region_batches``,
+the two losses, the class-specific box head and ``box_regression.refine_boxes``.  Each
 class's copies are off in their own direction (digit 0's boxes too far right
 and too wide, digit 1's too high and too narrow), plus a little noise, so that
 a few epochs are enough to learn the correction (reading an object's exact
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcourse import cli, detection, scenes
+from dlcourse import box_regression, cli, detection, scenes
 from labs import rcnn
 
 CROP, CONTEXT = 32, 4
@@ -50,14 +50,14 @@ def proposals_for(split, rng, copies):
 def trained():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    config = cli.make_config(rcnn.parser, classes=CLASSES, context=CONTEXT, max_positives=10, max_negatives=3)
+    config = cli.make_config(rcnn.parser, classes=CLASSES, context=CONTEXT, max_positives=10, max_negatives=3,
+                             batch_size=32, seed=0)
     train = scenes.make_scene_set(24, seed=5, classes=CLASSES)
     crops, labels, targets = rcnn.sample_crops(train, proposals_for(train, rng, 9), config, rng,
                                                box_targets=True)
     model = rcnn.build_model(len(CLASSES), width=0.125, crop_size=CROP, head_units=64, dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=rcnn.LOSSES)
-    batches = rcnn.RegionBatches(crops, {"class": labels, "box": targets}, 32, shuffle=True, seed=0)
-    history = model.fit(batches, epochs=4, verbose=0)
+    history = model.fit(rcnn.region_batches(crops, labels, targets, config, shuffle=True), epochs=4, verbose=0)
     return model, history.history
 
 
@@ -70,7 +70,7 @@ def test_regression_tightens_held_out_boxes(trained):
         starts = misplaced(boxes, labels, rng, 4)
         truth, classes = np.repeat(boxes, 4, axis=0), np.repeat(labels, 4)
         deltas = rcnn.classify_crops(model, rcnn.region_crops(image, starts, CROP, CONTEXT))["box"]
-        moved = rcnn.regressed_boxes(starts, deltas, image.shape)
+        moved = box_regression.refine_boxes(starts, deltas, image.shape)
         rows = np.arange(len(starts))
         before.append(np.diag(detection.iou(starts, truth)))
         own.append(np.diag(detection.iou(moved[rows, classes], truth)))
