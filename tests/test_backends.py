@@ -50,8 +50,9 @@ def finished(result, run_dir, backend):
 
 
 # Tiny data and two short epochs: well above chance, far from the full run.
-WEEK1_FLOORS = {"softmax_mnist": 0.6, "mlp_mnist": 0.6, "cnn_mnist": 0.5, "stacked_autoencoder": 0.5,
-                "iris_ann": 0.3}
+# Three of the six labs (a CNN, the multi-phase stacked autoencoder and the plain autoencoder):
+# the other three add no layer or training step these lack, and each lab costs the suite ~10 s.
+WEEK1_FLOORS = {"cnn_mnist": 0.5, "stacked_autoencoder": 0.5}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -59,7 +60,8 @@ def test_week1(tmp_path, backend):
     """The whole week in one process.  On JAX, Python cannot import TensorFlow here: the labs
     must not need it (only TensorBoard's logs do, and they are left out with a note)."""
     without_tensorflow = backend == "jax"
-    result = on(backend, "labs.week1", "--smoke", "--epochs", 2, "--out", tmp_path, timeout=900)
+    labs = [argument for lab in (*WEEK1_FLOORS, "autoencoder") for argument in ("--lab", lab)]
+    result = on(backend, "labs.week1", *labs, "--smoke", "--epochs", 2, "--out", tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     for lab, floor in WEEK1_FLOORS.items():
         assert finished(result, tmp_path / lab, backend)["test_accuracy"] > floor, lab
@@ -69,7 +71,7 @@ def test_week1(tmp_path, backend):
         assert "TensorFlow is not installed, so no TensorBoard logs are written" in result.stdout
         assert not list(tmp_path.glob("*/tensorboard"))
     else:
-        assert len(list(tmp_path.glob("*/tensorboard"))) == 6
+        assert len(list(tmp_path.glob("*/tensorboard"))) == 3
 
 
 @needs_torch

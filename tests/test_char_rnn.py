@@ -118,7 +118,7 @@ def test_smoke_train_then_generate(tmp_path, level, extra):
 
 
 def test_killed_run_resumes(tmp_path):
-    run_dir, epochs = tmp_path / "run", 8
+    run_dir, epochs = tmp_path / "run", 5
     arguments = ["--smoke", "--batch-size", 4, "--sample-length", 10, "--epochs", epochs,
                  "--out", run_dir]
     kill_when("char_rnn", arguments, lambda: logged_epochs(run_dir / "history.csv") >= 2)

@@ -18,7 +18,6 @@ def history_epochs(run_dir):
 
 
 @pytest.mark.parametrize("lab, extra, floor", [
-    ("softmax_mnist", [], 0.6),
     ("softmax_mnist", ["--optimizer", "custom_adam", "--lr", "0.01"], 0.6),
     ("mlp_mnist", ["--optimizer", "custom_amsgrad"], 0.6),
     ("cnn_mnist", [], 0.5),
@@ -85,6 +84,8 @@ def test_week1_runs_one_lab_and_prints_the_table(tmp_path):
     value = read_metrics(tmp_path / "softmax_mnist")["test_accuracy"]
     assert str(value) in row and "0.918" in row and str(tmp_path / "softmax_mnist") in row
     assert "cnn_mnist" not in table
+    for name in RUN_FILES:  # the lab's default settings write the whole run directory too
+        assert (tmp_path / "softmax_mnist" / name).is_file(), name
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
@@ -97,13 +98,14 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 def test_mixed_precision_and_xla_flags_train(tmp_path):
-    result = run_lab("labs.cnn_mnist", "--smoke", "--epochs", 2, "--out", tmp_path,
+    # The smallest lab: what is tested is the two flags, not the model (XLA compiles a CNN slowly).
+    result = run_lab("labs.softmax_mnist", "--smoke", "--epochs", 2, "--out", tmp_path,
                      "--mixed-precision", "--jit")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = read_metrics(tmp_path)
     assert metrics["dtype_policy"] == "mixed_float16"
     assert json.loads((tmp_path / "config.json").read_text())["jit"] is True
-    assert metrics["test_accuracy"] > 0.3
+    assert metrics["test_accuracy"] > 0.6
 
 
 def test_finished_run_directory_is_never_overwritten(tmp_path):

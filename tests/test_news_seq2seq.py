@@ -165,7 +165,7 @@ def test_predict_writes_a_title_with_a_trained_run(smoke_run, tmp_path):
 
 def test_the_transformer_trains_decodes_and_predicts_from_its_run(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_lab("labs.news_seq2seq", "--smoke", "--epochs", 2, "--out", run_dir, "--model", "transformer",
+    result = run_lab("labs.news_seq2seq", "--smoke", "--epochs", 1, "--out", run_dir, "--model", "transformer",
                      "--layers", 1, "--units", 16, "--heads", 2, "--feed-forward-dim", 32, "--beam-width", 2)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = read_metrics(run_dir)
