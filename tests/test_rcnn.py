@@ -241,18 +241,13 @@ def test_week5_smoke_run_trains_and_evaluates(smoke_run):
     assert "map50" in row and str(metrics["map50"]) in row
 
 
-def test_one_class_without_regression_is_the_first_lab(tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    arguments = ["--smoke", "--epochs", "1", "--verbose", "0", "--classes", "any", "--no-box-regression",
-                 "--out", str(run_dir)]
-    assert rcnn.main(arguments) == 0, capsys.readouterr().err
-    metrics = read_metrics(run_dir)
-    assert metrics["class_names"] == ["digit"] and metrics["box_regression"] is False
-    assert 0.0 <= metrics["map50"] <= 1.0 and 0.0 <= metrics["map75"] <= metrics["map50"]
-    assert "map50_no_regression" not in metrics and "ap50_per_class" not in metrics
-    detector = rcnn.load_detector(run_dir)
-    assert not detector.box_regression and detector.model.output_shape == (None, 2)
-    assert json.loads((run_dir / "detector.json").read_text())["box_regression"] is False
+def test_classes_any_makes_every_digit_one_class():
+    """``--classes any``, the first lab's one class: every synthetic digit is a "digit"."""
+    config = cli.make_config(rcnn.parser, smoke=True, classes="any")
+    prepared = rcnn.load_data(config)
+    assert list(prepared["class_names"]) == ["digit"]
+    labels = np.concatenate([labels for split in prepared["splits"].values() for _, _, labels in split])
+    assert len(labels) > 10 and set(labels.tolist()) == {0}
 
 
 def test_detect_draws_boxes_on_an_image(smoke_run, tmp_path):
@@ -310,13 +305,18 @@ def test_course_format_folder_trains_and_detects(tmp_path, capsys):
         lines = [str(len(boxes))] + [" ".join(map(str, box)) for box in boxes.tolist()]
         (annotations / f"plane_{index}.csv").write_text("\n".join(lines) + "\n")
     run_dir = tmp_path / "run"
+    # One class without box regression: the first lab's detector, on the course's folder format.
     arguments = ["--smoke", "--epochs", "1", "--verbose", "0", "--images", str(images),
-                 "--annotations", str(annotations), "--out", str(run_dir)]
+                 "--annotations", str(annotations), "--no-box-regression", "--out", str(run_dir)]
     assert rcnn.main(arguments) == 0, capsys.readouterr().err
     metrics = read_metrics(run_dir)
-    assert metrics["class_names"] == ["object"]
+    assert metrics["class_names"] == ["object"] and metrics["box_regression"] is False
     assert (metrics["train_images"], metrics["test_images"]) == (4, 1)
-    assert metrics["objects_per_image"] >= 1 and 0.0 <= metrics["map50"] <= 1.0
+    assert metrics["objects_per_image"] >= 1 and 0.0 <= metrics["map75"] <= metrics["map50"] <= 1.0
+    assert "map50_no_regression" not in metrics and "ap50_per_class" not in metrics
+    detector = rcnn.load_detector(run_dir)
+    assert not detector.box_regression and detector.model.output_shape == (None, 2)
+    assert json.loads((run_dir / "detector.json").read_text())["box_regression"] is False
     # A malformed annotation stops the lab with one line naming the file, before any run directory.
     (annotations / "plane_3.csv").write_text("2\n1 2 3 4\n")
     assert rcnn.main([*arguments[:-1], str(tmp_path / "run2")]) == 1
