@@ -22,6 +22,7 @@ from dlcourse.detection import iou
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # A pixel of a scaled digit is "ink" (inside its box) from half intensity up.
 INK_THRESHOLD = 128
+SCENE_SIZE = 128  # pixels a side of every synthetic scene (make_scene's default)
 # How many random placements to try for each object before giving up on it.
 PLACEMENT_TRIES = 50
 
@@ -117,7 +118,7 @@ def _check_scene_arguments(size, num_objects, digit_size_range, classes, digits_
             raise ValueError(f"no images of digit(s) {sorted(missing)} among the digits given")
 
 
-def make_scene(rng, digits_images, digits_labels, size=128, num_objects=(1, 3),
+def make_scene(rng, digits_images, digits_labels, size=SCENE_SIZE, num_objects=(1, 3),
                digit_size_range=(28, 48), classes=None, max_overlap=0.1):
     """One synthetic scene: ``(image uint8 (size, size, 3), boxes (K, 4) int64, labels (K,) int64)``.
 
@@ -172,7 +173,7 @@ def make_scene(rng, digits_images, digits_labels, size=128, num_objects=(1, 3),
     return image, np.array(boxes, dtype="int64").reshape(-1, 4), np.array(labels, dtype="int64")
 
 
-def make_scene_set(count, seed, split="train", size=128, num_objects=(1, 3),
+def make_scene_set(count, seed, split="train", size=SCENE_SIZE, num_objects=(1, 3),
                    digit_size_range=(28, 48), classes=None):
     """``count`` scenes from the bundled MNIST, the same for the same ``seed``.
 

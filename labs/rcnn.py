@@ -57,9 +57,18 @@ recall and latency per stage.  Classifying an image's crops in one call
 instead of one ``model.predict`` per crop is what makes detection fast
 (``benchmarks/rcnn_batched_inference.py``).
 
+``--method fast`` trains Fast R-CNN instead (``dlcourse.fast_rcnn``): the
+same VGG16 layers run once on the whole image, every proposal pools its part
+of the feature map (RoIAlign, ``--pool-size``) and the same two heads score
+and move it; a training batch is ``--images-per-batch`` images with
+``--regions-per-image`` sampled proposals each (synthetic scenes, ``--weights
+none``).  The same evaluation times "features" and "heads" instead of
+"crops" and "classification".
+
     python -m labs.rcnn                                   # or: python -m labs.week5
     python -m labs.rcnn --classes any --no-box-regression # one class, no regression: the first lab
     python -m labs.rcnn --classes 0,1,2 --epochs 20       # three digits + background
+    python -m labs.rcnn --method fast                     # Fast R-CNN: the CNN once per image
     python -m labs.rcnn --weights imagenet --images airplanes/images \\
         --annotations airplanes/annotations               # the course's set-up, online
     python -m labs.rcnn detect photo.png --run runs/rcnn/<stamp> --out boxed.png
@@ -74,7 +83,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from dlcourse import box_regression, cli, data, detection, figures, layers, scenes
+from dlcourse import box_regression, cli, data, detection, fast_rcnn, figures, layers, scenes
 from dlcourse.data import DataError
 from dlcourse.files import atomic_write
 from dlcourse.training import Run, check_same_run, load_run_checkpoint, training_steps
@@ -170,6 +179,16 @@ parser.add_argument("--nms-iou", type=cli.positive_fraction, default=0.3,
                     help="non-maximum suppression drops a box overlapping a better one by more")
 parser.add_argument("--predict-batch", type=cli.positive_int, default=None,
                     help="crops per model call at detection time (default 256; 32 for VGG16 at 224)")
+parser.add_argument("--method", choices=("rcnn", "fast"), default="rcnn",
+                    help="rcnn: a CNN on every warped proposal; fast: Fast R-CNN, the CNN once per image "
+                         "and RoI pooling per proposal (synthetic scenes, --weights none)")
+parser.add_argument("--images-per-batch", type=cli.positive_int, default=2,
+                    help="--method fast: images per training batch (--batch-size counts crops of R-CNN)")
+parser.add_argument("--regions-per-image", type=cli.positive_int, default=64,
+                    help="--method fast: sampled proposals per training image, at most a quarter "
+                         "positives (Fast R-CNN's 64 and 25%%)")
+parser.add_argument("--pool-size", type=cli.positive_int, default=fast_rcnn.DEFAULT_POOL_SIZE,
+                    help="--method fast: the RoIAlign grid per proposal (P × P cells of the feature map)")
 
 
 def check_config(config):
@@ -179,6 +198,13 @@ def check_config(config):
         raise cli.UsageError("--images and --annotations go together")
     if config.images is not None and config.classes is not None:
         raise cli.UsageError("--classes applies to synthetic scenes; course annotations have one class")
+    if config.method == "fast":
+        if pretrained(config) or config.images is not None or config.dataset != "scenes":
+            raise cli.UsageError("--method fast trains from scratch on the synthetic scenes: it takes "
+                                 "neither --weights, --images nor --dataset voc2007")
+        if not config.box_regression:
+            raise cli.UsageError("--method fast always trains its box head (one network, two losses); "
+                                 "its mAP without the regression is reported as well")
     if config.weights not in WEIGHT_CHOICES and not pathlib.Path(config.weights).is_file():
         raise DataError(f"{config.weights}: weights file is missing (--weights takes none, imagenet "
                         "or the path of a VGG16 weight file)")
@@ -189,6 +215,9 @@ def pretrained(config):
 
 
 def input_size(config):
+    """The side of what the CNN sees: a region's crop, or with ``--method fast`` the whole scene."""
+    if config.method == "fast":
+        return scenes.SCENE_SIZE
     return VGG16_INPUT_SIZE if pretrained(config) else config.crop_size
 
 
@@ -349,14 +378,21 @@ def matched_boxes(regions, gt_boxes, matches):
 
 def training_regions(splits, training_run, config):
     """Crops, labels and box targets of the training and validation images (``sample_crops``;
-    proposals cached in the run)."""
+    proposals cached in the run); with ``--method fast``, whole images with their sampled
+    regions and targets instead (``fast_rcnn.training_examples``)."""
     rng = np.random.default_rng(config.seed)
     regions = {}
     for name in ("train", "validation"):
         images = [image for image, _, _ in splits[name]]
         proposals = scene_proposals(images, config, training_run.path("proposals") / f"{name}.npz",
                                     desc=f"proposals ({name})")
-        regions[name] = sample_crops(splits[name], proposals, config, rng, box_targets=True)
+        if config.method == "fast":
+            regions[name] = fast_rcnn.training_examples(
+                splits[name], proposals, config.regions_per_image,
+                max_positives=min(config.max_positives, config.regions_per_image // 4),
+                max_proposals=config.max_proposals, rng=rng)
+        else:
+            regions[name] = sample_crops(splits[name], proposals, config, rng, box_targets=True)
     return regions
 
 
@@ -365,6 +401,20 @@ def region_batches(crops, labels, box_targets, config, shuffle=False):
     regression, a dict of both targets named as its outputs."""
     targets = {"class": labels, "box": box_targets} if config.box_regression else labels
     return data.as_dataset(crops, targets, config.batch_size, shuffle=shuffle, seed=config.seed)
+
+
+def image_batches(inputs, targets, config, shuffle=False):
+    """``--method fast``: batches of ``--images-per-batch`` images with their regions' targets."""
+    return data.as_dataset(inputs, targets, config.images_per_batch, shuffle=shuffle, seed=config.seed)
+
+
+def training_batches(regions, config, shuffle=False):
+    """``(batches, region labels)`` of one split's ``training_regions``."""
+    if config.method == "fast":
+        inputs, targets = regions
+        labels = targets[fast_rcnn.CLASS]
+        return image_batches(inputs, targets, config, shuffle), labels[labels != fast_rcnn.PADDING]
+    return region_batches(*regions, config, shuffle=shuffle), regions[1]
 
 
 def load_data(config):
@@ -460,8 +510,15 @@ def build_model(num_classes, weights="none", width=0.125, crop_size=32, batch_no
 
 
 def model_for(config, num_classes):
+    if config.method == "fast":
+        return fast_rcnn.build_fast_rcnn(num_classes, scenes.SCENE_SIZE, config.width, config.batch_norm,
+                                         config.pool_size, config.head_units, config.dropout)
     return build_model(num_classes, config.weights, config.width, config.crop_size,
                        config.batch_norm, config.head_units, config.dropout, config.box_regression)
+
+
+def is_fast_rcnn(model):
+    return fast_rcnn.ROIS in model.input if isinstance(model.input, dict) else False
 
 
 def class_columns(model):
@@ -487,7 +544,11 @@ LOSSES = {"class": LOSS, "box": box_regression.smooth_l1_loss}
 
 def compile_model(training_run, model, total_steps):
     """The classifier's loss alone, or the dict of both losses for the two outputs (region
-    accuracy on the class output only: the list of metrics follows ``model.output_names``)."""
+    accuracy on the class output only: the list of metrics follows ``model.output_names``).
+    Fast R-CNN's losses and accuracy leave out the padding rows of images with few regions."""
+    if is_fast_rcnn(model):
+        return training_run.compile(model, fast_rcnn.losses(), metrics=fast_rcnn.metrics(model),
+                                    total_steps=total_steps)
     if not has_box_head(model):
         return training_run.compile(model, LOSS, total_steps=total_steps)
     metrics = [["accuracy"] if name == "class" else [] for name in model.output_names]
@@ -613,7 +674,8 @@ def detector_settings(config, class_names):
             "max_proposals": config.max_proposals, "context": config.context,
             "score_threshold": config.score_threshold,
             "nms_iou": config.nms_iou, "box_regression": config.box_regression,
-            "predict_batch": config.predict_batch or (32 if pretrained(config) else 256)}
+            "predict_batch": config.predict_batch or (32 if pretrained(config) else 256),
+            "method": config.method}
 
 
 MAP_THRESHOLDS = {"map50": 0.5, "map75": 0.75}
@@ -714,8 +776,16 @@ def load_detector(run_dir):
     # One output per class, plus background; a box head exactly when the run trained one
     # (a run from before box regression has no "box_regression" and no box head).
     check_same_run(run_dir, "detector.json", class_columns(model), len(settings.get("class_names", [])) + 1)
+    fast = settings.get("method", "rcnn") == "fast"
+    check_same_run(run_dir, "detector.json", is_fast_rcnn(model), fast)
+    if fast:
+        return fast_rcnn.FastRCNNDetector(model, settings)
     check_same_run(run_dir, "detector.json", has_box_head(model), bool(settings.get("box_regression", False)))
     return Detector(model, settings)
+
+
+def make_detector(model, settings):
+    return (fast_rcnn.FastRCNNDetector if is_fast_rcnn(model) else Detector)(model, settings)
 
 
 def run(config):
@@ -728,24 +798,26 @@ def run(config):
     settings = detector_settings(config, class_names)
     training_run.path("detector.json").write_text(json.dumps(settings, indent=2) + "\n")
     regions = training_regions(splits, training_run, config)
-    train = region_batches(*regions["train"], config, shuffle=True)
-    validation = region_batches(*regions["validation"], config)
-    train_labels = regions["train"][1]
+    train, train_labels = training_batches(regions["train"], config, shuffle=True)
+    validation, validation_labels = training_batches(regions["validation"], config)
     print(f"training regions: {len(train_labels)} ({int((train_labels > 0).sum())} positive), "
-          f"validation regions: {len(regions['validation'][1])}")
+          f"validation regions: {len(validation_labels)}")
+    # An optimizer step is a batch of crops (R-CNN) or of whole images (Fast R-CNN).
+    steps = (config.epochs * -(-len(splits["train"]) // config.images_per_batch) if config.method == "fast"
+             else training_steps(config, len(train_labels)))
     with training_run.strategy.scope():
         model = model_for(config, len(class_names))
-        compile_model(training_run, model, training_steps(config, len(train_labels)))
+        compile_model(training_run, model, steps)
     training_run.fit(model, train, validation, monitor="val_loss", mode="min")
     figures.plot_history(training_run.history_path(), training_run.figure_path("curves"),
                          metrics=("loss", "accuracy", "class_accuracy", "box_loss"))
 
-    detector = Detector(model, settings)
+    detector = make_detector(model, settings)
     metrics, found = evaluate(detector, splits["test"], progress=config.verbose != 0)
     boxes = "regressed boxes" if config.box_regression else "the proposals' boxes"
     plot_detections(splits["test"], found, class_names, training_run.figure_path("detections"),
                     title=f"held-out images: detections (red, {boxes}), ground truth (green)")
-    metrics.update(test_images=len(splits["test"]), train_images=len(splits["train"]),
+    metrics.update(method=config.method, test_images=len(splits["test"]), train_images=len(splits["train"]),
                    train_regions=int(len(train_labels)),
                    train_positive_fraction=float(np.mean(train_labels > 0)),
                    class_names=list(class_names), input_size=input_size(config),
@@ -797,6 +869,10 @@ def write_image(path, image):
 def detect(arguments):
     image = scenes.read_image(arguments.image)
     detector = load_detector(arguments.run)
+    if isinstance(detector, fast_rcnn.FastRCNNDetector) and image.shape != detector.image_shape:
+        raise DataError(f"{arguments.image}: a Fast R-CNN run detects on {detector.image_shape[1]}×"
+                        f"{detector.image_shape[0]} images, as it trained; this one is "
+                        f"{image.shape[1]}×{image.shape[0]}")
     for key in ("score_threshold", "nms_iou"):
         if getattr(arguments, key) is not None:
             detector.settings[key] = getattr(arguments, key)

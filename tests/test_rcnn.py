@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcourse import box_regression, cli, detection, scenes
+from dlcourse import box_regression, cli, detection, fast_rcnn, scenes
 from labs import rcnn
 from tests.conftest import read_metrics, run_lab
 
@@ -324,6 +324,33 @@ def test_course_format_folder_trains_and_detects(tmp_path, capsys):
     assert error.count("\n") == 1 and "plane_3.csv" in error and not (tmp_path / "run2").exists()
 
 
+def test_fast_rcnn_method_trains_evaluates_and_detects(tmp_path, capsys):
+    """``--method fast``: the same lab, data and evaluation; the CNN runs once per image."""
+    run_dir = tmp_path / "run"
+    arguments = ["--smoke", "--method", "fast", "--classes", "0,1", "--epochs", "2", "--verbose", "0",
+                 "--out", str(run_dir)]
+    assert rcnn.main(arguments) == 0, capsys.readouterr().err
+    metrics = read_metrics(run_dir)
+    assert metrics["method"] == "fast" and metrics["class_names"] == ["0", "1"] and metrics["epochs"] == 2
+    assert set(metrics["latency_ms"]) == {"proposals", "features", "heads", "nms", "total"}
+    assert 0.0 <= metrics["map75"] <= metrics["map50"] <= 1.0 and 0.0 <= metrics["map50_no_regression"] <= 1.0
+    assert metrics["input_size"] == scenes.SCENE_SIZE and metrics["proposal_recall50"] > 0.5
+    history = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"class_loss", "box_loss", "class_accuracy", "val_class_accuracy"} <= set(history)
+    assert json.loads((run_dir / "detector.json").read_text())["method"] == "fast"
+    # The saved checkpoint loads as a Fast R-CNN detector, which finds boxes on a new scene.
+    detector = rcnn.load_detector(run_dir)
+    assert isinstance(detector, fast_rcnn.FastRCNNDetector) and detector.class_names == ("0", "1")
+    image, _, _ = scenes.make_scene_set(1, seed=11, split="test", classes=(0, 1))[0]
+    detector.settings["score_threshold"] = 0.05
+    timings = {}
+    boxes, scores, labels = detector.detect(image, timings)
+    assert set(timings) == {"proposals", "features", "heads", "nms"}
+    assert len(boxes) == len(scores) == len(labels) > 0 and set(labels.tolist()) <= {0, 1}
+    assert ((boxes[:, 2:] > boxes[:, :2]).all() and (boxes >= 0).all()
+            and (boxes <= scenes.SCENE_SIZE).all())
+
+
 def test_bad_flags_are_usage_errors(tmp_path, capsys):
     for arguments in (["--images", "x"], ["--classes", "1,1"], ["--context", "16"],
                       ["--score-threshold", "1.5"], ["--weights", "/no/such/file.h5"]):
@@ -338,7 +365,11 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
     for arguments, words in ((["--classes", "any,1"], "--classes"), (["--classes", "ten"], "--classes"),
                              (["--classes", "10"], "--classes"), (["--box-regression", "yes"], "unrecognized"),
                              (["--images", folder, "--annotations", folder, "--classes", "any"], "--classes"),
-                             (["--images", folder, "--annotations", folder, "--classes", "0,1"], "--classes")):
+                             (["--images", folder, "--annotations", folder, "--classes", "0,1"], "--classes"),
+                             (["--method", "fast", "--weights", "imagenet"], "--method fast"),
+                             (["--method", "fast", "--images", folder, "--annotations", folder], "--method fast"),
+                             (["--method", "fast", "--no-box-regression"], "box head"),
+                             (["--method", "faster"], "--method")):
         assert rcnn.main([*arguments, "--out", str(tmp_path / "run")]) == 2, arguments
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and words in error, (arguments, error)
