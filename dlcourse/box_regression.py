@@ -97,6 +97,17 @@ def class_deltas(deltas, labels):
     return deltas[np.arange(len(deltas)), labels]
 
 
+def matched_boxes(regions, gt_boxes, matches):
+    """The ground-truth box of each region (``matches``: its index from
+    ``detection.sample_regions``, −1 for background, whose row is the region itself: the loss
+    ignores it)."""
+    matched = validate_boxes(regions).copy()
+    matches = np.asarray(matches, dtype="int64")
+    found = matches >= 0
+    matched[found] = validate_boxes(gt_boxes)[matches[found]]
+    return matched
+
+
 def regression_targets(proposals, labels, matched_boxes, weights=TRAINING_WEIGHTS):
     """What the training pipeline feeds the loss: (N, 5) rows ``[label, t_x, t_y, t_w, t_h]``.
 

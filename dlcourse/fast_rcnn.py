@@ -49,7 +49,7 @@ import keras
 import numpy as np
 
 from dlcourse import detection
-from dlcourse.box_regression import detections, regression_targets, smooth_l1_loss
+from dlcourse.box_regression import detections, matched_boxes, regression_targets, smooth_l1_loss
 from dlcourse.roi_pooling import RoIAlign
 from dlcourse.vgg import vgg16_backbone
 
@@ -212,9 +212,8 @@ def image_regions(proposals, boxes, labels, regions_per_image=64, max_positives=
     background = np.flatnonzero(region_labels == 0)
     background = np.sort(rng.permutation(background)[:regions_per_image - len(positive)])
     chosen = np.concatenate([positive, background])
-    boxes = detection.validate_boxes(boxes)
-    matched = boxes[np.maximum(matches[chosen], 0)] if len(boxes) else regions[chosen]
-    targets = regression_targets(regions[chosen], region_labels[chosen], matched)
+    targets = regression_targets(regions[chosen], region_labels[chosen],
+                                 matched_boxes(regions[chosen], boxes, matches[chosen]))
     padding = regions_per_image - len(chosen)
     padded_regions = np.concatenate([regions[chosen], np.zeros((padding, 4))]).astype("float32")
     padding_rows = np.zeros((padding, 5), dtype="float32")

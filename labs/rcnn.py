@@ -356,24 +356,14 @@ def sample_crops(split, proposals, config, rng, box_targets=False):
             return_matches=True)
         all_crops.append(region_crops(image, regions, input_size(config), config.context))
         all_labels.append(region_labels)
-        all_targets.append(box_regression.regression_targets(regions, region_labels,
-                                                             matched_boxes(regions, boxes, matches)))
+        all_targets.append(box_regression.regression_targets(
+            regions, region_labels, box_regression.matched_boxes(regions, boxes, matches)))
     size = input_size(config)
     crops_and_labels = (np.concatenate(all_crops).reshape(-1, size, size, 3),
                         np.concatenate(all_labels).astype("int64"))
     if not box_targets:
         return crops_and_labels
     return (*crops_and_labels, np.concatenate(all_targets).reshape(-1, 5).astype("float32"))
-
-
-def matched_boxes(regions, gt_boxes, matches):
-    """The ground-truth box of each region (``matches``: its index, −1 for background, whose
-    row is the region itself: the loss ignores it)."""
-    matched = detection.validate_boxes(regions).copy()
-    matches = np.asarray(matches, dtype="int64")
-    found = matches >= 0
-    matched[found] = detection.validate_boxes(gt_boxes)[matches[found]]
-    return matched
 
 
 def training_regions(splits, training_run, config):
@@ -403,17 +393,14 @@ def region_batches(crops, labels, box_targets, config, shuffle=False):
     return data.as_dataset(crops, targets, config.batch_size, shuffle=shuffle, seed=config.seed)
 
 
-def image_batches(inputs, targets, config, shuffle=False):
-    """``--method fast``: batches of ``--images-per-batch`` images with their regions' targets."""
-    return data.as_dataset(inputs, targets, config.images_per_batch, shuffle=shuffle, seed=config.seed)
-
-
 def training_batches(regions, config, shuffle=False):
-    """``(batches, region labels)`` of one split's ``training_regions``."""
+    """``(batches, region labels)`` of one split's ``training_regions``: with ``--method fast``
+    batches of ``--images-per-batch`` images with their regions' targets."""
     if config.method == "fast":
         inputs, targets = regions
         labels = targets[fast_rcnn.CLASS]
-        return image_batches(inputs, targets, config, shuffle), labels[labels != fast_rcnn.PADDING]
+        batches = data.as_dataset(inputs, targets, config.images_per_batch, shuffle=shuffle, seed=config.seed)
+        return batches, labels[labels != fast_rcnn.PADDING]
     return region_batches(*regions, config, shuffle=shuffle), regions[1]
 
 
@@ -766,7 +753,8 @@ def plot_detections(split, found, class_names, path=None, count=FIGURE_SCENES, t
 
 
 def load_detector(run_dir):
-    """A ``Detector`` from a run directory's best checkpoint and ``detector.json``."""
+    """A ``Detector`` (or ``FastRCNNDetector``) from a run directory's best checkpoint and
+    ``detector.json``."""
     model, run_dir = load_run_checkpoint(run_dir, NAME, companions=("detector.json",))
     settings_path = run_dir / "detector.json"
     try:
@@ -776,12 +764,10 @@ def load_detector(run_dir):
     # One output per class, plus background; a box head exactly when the run trained one
     # (a run from before box regression has no "box_regression" and no box head).
     check_same_run(run_dir, "detector.json", class_columns(model), len(settings.get("class_names", [])) + 1)
-    fast = settings.get("method", "rcnn") == "fast"
-    check_same_run(run_dir, "detector.json", is_fast_rcnn(model), fast)
-    if fast:
-        return fast_rcnn.FastRCNNDetector(model, settings)
-    check_same_run(run_dir, "detector.json", has_box_head(model), bool(settings.get("box_regression", False)))
-    return Detector(model, settings)
+    check_same_run(run_dir, "detector.json", is_fast_rcnn(model), settings.get("method", "rcnn") == "fast")
+    if not is_fast_rcnn(model):  # Fast R-CNN always has its box head
+        check_same_run(run_dir, "detector.json", has_box_head(model), bool(settings.get("box_regression", False)))
+    return make_detector(model, settings)
 
 
 def make_detector(model, settings):
