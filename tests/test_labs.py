@@ -39,6 +39,8 @@ def test_classifier_lab_smoke_run_writes_the_whole_run_directory(tmp_path, lab, 
     assert metrics["epochs"] == epochs and history_epochs(run_dir) == list(range(epochs))
     if "--optimizer" in extra:
         assert json.loads((run_dir / "config.json").read_text())["optimizer"] == extra[1]
+    if lab == "cnn_mnist":  # the CNN lab also draws the test digits it gets wrong
+        assert (run_dir / "misclassified.png").stat().st_size > 1000
 
 
 def test_autoencoder_smoke_reconstructs_better_than_a_blank_image(tmp_path):
@@ -66,12 +68,6 @@ def test_stacked_autoencoder_smoke_reports_both_accuracies(tmp_path):
     for phase in ("pretrain", "classifier", "finetune"):
         assert (tmp_path / "checkpoints" / f"best-{phase}.keras").is_file()
         assert (tmp_path / f"curves-{phase}.png").is_file()
-
-
-def test_cnn_lab_draws_misclassified_digits(tmp_path):
-    result = run_lab("labs.cnn_mnist", "--smoke", "--epochs", 1, "--out", tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert (tmp_path / "misclassified.png").stat().st_size > 1000
 
 
 def test_week1_runs_one_lab_and_prints_the_table(tmp_path):

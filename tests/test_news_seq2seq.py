@@ -191,14 +191,24 @@ def test_pretraining_runs_before_fine_tuning_and_lowers_the_language_model_loss(
     assert (config["model"], config["pretrain_epochs"]) == ("gru", 2)
 
 
+# In the test's process (``news_seq2seq.main``, as ``python -m`` calls it): a usage or data error
+# is found before anything is imported that a subprocess would have to load again.
+
+def last_error_line(capsys):
+    """The one line the lab wrote to stderr."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--model", "transformer", "--pretrain-epochs", "1"], "pre-trains the GRU model only"),
     (["--model", "transformer", "--units", "30", "--heads", "4"], "must be a multiple of --heads"),
 ])
-def test_a_model_option_that_cannot_work_is_one_line_and_exit_2(arguments, message):
-    result = run_lab("labs.news_seq2seq", "--smoke", *arguments)
-    assert result.returncode == 2
-    assert message in result.stderr.strip().splitlines()[-1]
+def test_a_model_option_that_cannot_work_is_one_line_and_exit_2(arguments, message, capsys, tmp_path):
+    assert news_seq2seq.main(["--smoke", *arguments, "--out", str(tmp_path / "run")]) == 2
+    assert message in last_error_line(capsys)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -206,19 +216,17 @@ def test_a_model_option_that_cannot_work_is_one_line_and_exit_2(arguments, messa
     (["predict", "--run", "data", "--text-file", "README.md"], "not a news_seq2seq run directory"),
     (["--corpus", "no/such/file.jsonl"], "file is missing"),
 ])
-def test_bad_input_is_one_line_and_exit_code_1(arguments, message):
-    result = run_lab("labs.news_seq2seq", *arguments)
-    assert result.returncode == 1
-    assert message in result.stderr.strip().splitlines()[-1]
+def test_bad_input_is_one_line_and_exit_code_1(arguments, message, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert news_seq2seq.main(arguments) == 1
+    assert message in last_error_line(capsys)
 
 
-def test_crawl_subcommand_reports_a_bad_flag_in_one_line():
-    result = run_lab("labs.news_seq2seq", "crawl", "--profile", "boannews", "--pages", "0",
-                     "--out", "x.jsonl")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("python -m labs.news_seq2seq crawl: error:")
+def test_crawl_subcommand_reports_a_bad_flag_in_one_line(capsys):
+    assert news_seq2seq.main(["crawl", "--profile", "boannews", "--pages", "0", "--out", "x.jsonl"]) == 2
+    assert last_error_line(capsys).startswith("python -m labs.news_seq2seq crawl: error:")
 
 
-def test_bad_lab_flag_is_a_usage_error():
-    result = run_lab("labs.news_seq2seq", "--train-fraction", "1.5")
-    assert result.returncode == 2 and "--train-fraction" in result.stderr.strip().splitlines()[-1]
+def test_bad_lab_flag_is_a_usage_error(capsys):
+    assert news_seq2seq.main(["--train-fraction", "1.5"]) == 2
+    assert "--train-fraction" in last_error_line(capsys)

@@ -7,7 +7,7 @@ import time
 from tests.conftest import REPO, lab_command, read_metrics, run_lab
 from tests.test_labs import history_epochs
 
-EPOCHS = 20
+EPOCHS = 10
 # A small batch makes each smoke epoch long enough to be interrupted.
 SLOW_SMOKE = ["--smoke", "--batch-size", 8]
 
@@ -35,15 +35,20 @@ def kill_when(lab, arguments, ready, cwd=REPO, timeout=240, env=None):
 
 
 def test_killed_run_resumes_from_last_completed_epoch(tmp_path):
-    run_dir = tmp_path / "run"
-    arguments = [*SLOW_SMOKE, "--epochs", EPOCHS, "--out", run_dir]
-    kill_when("softmax_mnist", arguments, lambda: logged_epochs(run_dir / "history.csv") >= 3)
+    """Killed mid-run and rerun with the same command, without --out: the newest unfinished run
+    with the same settings goes on from its last completed epoch, in its own folder."""
+    arguments = [*SLOW_SMOKE, "--epochs", EPOCHS]
+    lab_root = tmp_path / "runs" / "softmax_mnist"
+    kill_when("softmax_mnist", arguments, cwd=tmp_path,
+              ready=lambda: any(logged_epochs(path) >= 3 for path in lab_root.glob("*/history.csv")))
+    (run_dir,) = lab_root.iterdir()
     epochs_before_kill = len(history_epochs(run_dir))
     assert 3 <= epochs_before_kill < EPOCHS and not (run_dir / "metrics.json").exists()
 
-    result = run_lab("labs.softmax_mnist", *arguments)
+    result = run_lab("labs.softmax_mnist", *arguments, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Resuming the unfinished run" in result.stdout
+    assert [path.name for path in lab_root.iterdir()] == [run_dir.name]
     metrics = read_metrics(run_dir)
     # It went on from where it was killed ...
     assert metrics["resumed_from_epoch"] == epochs_before_kill
@@ -51,19 +56,6 @@ def test_killed_run_resumes_from_last_completed_epoch(tmp_path):
     assert history_epochs(run_dir) == list(range(EPOCHS))
     assert metrics["epochs"] == EPOCHS
     assert metrics["test_accuracy"] > 0.6
-
-
-def test_rerun_without_out_finds_the_unfinished_run(tmp_path):
-    """Without --out, the newest unfinished run with the same settings is resumed."""
-    arguments = [*SLOW_SMOKE, "--epochs", EPOCHS]
-    lab_root = tmp_path / "runs" / "softmax_mnist"
-    kill_when("softmax_mnist", arguments, cwd=tmp_path,
-              ready=lambda: any(logged_epochs(path) >= 2 for path in lab_root.glob("*/history.csv")))
-    (run_dir,) = lab_root.iterdir()
-    result = run_lab("labs.softmax_mnist", *arguments, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert [path.name for path in lab_root.iterdir()] == [run_dir.name]
-    assert read_metrics(run_dir)["epochs"] == EPOCHS
 
 
 def test_killed_multi_phase_run_does_not_redo_finished_phases(tmp_path):
