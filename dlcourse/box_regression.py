@@ -26,7 +26,7 @@ detection time, the detected class's four are applied (``class_deltas``).
 import keras
 import numpy as np
 
-from dlcourse.detection import select_detections, validate_boxes
+from dlcourse.detection import iou, select_detections, validate_boxes
 
 TRAINING_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 # exp(d_w) is clipped here so that a wild prediction cannot make an infinite box (log(1000/16)).
@@ -106,6 +106,31 @@ def matched_boxes(regions, gt_boxes, matches):
     found = matches >= 0
     matched[found] = validate_boxes(gt_boxes)[matches[found]]
     return matched
+
+
+def loose_regions(proposals, gt_boxes, gt_labels, count, low=0.5, high=0.7, max_proposals=2000, rng=None):
+    """Up to ``count`` proposals (of the first ``max_proposals``) whose best IoU with a
+    ground-truth box lies in [``low``, ``high``]: ``(boxes (K, 4), labels (K,) class + 1,
+    matches (K,) index of that box)``.
+
+    Too loose to be taught as the class (the classifier's positives overlap by
+    more than ``high``) but close enough to be moved onto it: these are the
+    detections a regression could lift over IoU 0.75, and the positives alone
+    are already within a pixel or so of their box.  R-CNN trained its
+    regression on proposals with IoU ≥ 0.6, Fast R-CNN on ≥ 0.5.
+    """
+    rng = np.random.default_rng(rng)
+    proposals, gt_boxes = validate_boxes(proposals)[:max_proposals], validate_boxes(gt_boxes)
+    if not len(gt_boxes) or not len(proposals) or count <= 0:
+        return np.zeros((0, 4)), np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+    overlaps = iou(proposals, gt_boxes)
+    best_gt = np.argmax(overlaps, axis=1)
+    best_iou = overlaps[np.arange(len(proposals)), best_gt]
+    chosen = np.flatnonzero((best_iou >= low) & (best_iou <= high))
+    if len(chosen) > count:
+        chosen = np.sort(rng.choice(chosen, size=count, replace=False))
+    labels = np.asarray(gt_labels, dtype="int64").reshape(-1)[best_gt[chosen]] + 1
+    return proposals[chosen], labels, best_gt[chosen].astype("int64")
 
 
 def regression_targets(proposals, labels, matched_boxes, weights=TRAINING_WEIGHTS):

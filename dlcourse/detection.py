@@ -281,7 +281,7 @@ def selective_search(image, mode="fast", max_proposals=2000, min_size=4, base_k=
 
 def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_positives=30,
                    max_negatives=30, positive_iou=0.7, negative_iou=0.3, include_ground_truth=True,
-                   rng=None, return_matches=False):
+                   rng=None, return_matches=False, near_negatives=0.0, near_iou=0.1):
     """Training regions for the R-CNN classifier: ``(boxes (K, 4) float64, labels (K,) int64)``.
 
     Only the first ``max_proposals`` proposals are used.  Each is compared
@@ -309,6 +309,14 @@ def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_
     (a ``np.random.Generator``, a seed, or None) when there are more.
     Positives come first, then negatives, each in proposal order.
 
+    ``near_negatives`` (a fraction) of the ``max_negatives`` are drawn first
+    from the background regions that still touch an object (best IoU in
+    [``near_iou``, ``negative_iou``): a stroke or a corner of a digit), the
+    rest from all background regions.  Drawn uniformly, most background is
+    empty clutter, and a part of one digit that looks like another (the
+    stem of a 4 and a 1) is seldom shown as background; R-CNN's hard-negative
+    mining and Fast R-CNN's background range [0.1, 0.5) answer the same problem.
+
     ``return_matches=True`` adds a third array: for each region the index of
     the ground-truth box it was matched with (−1 for background), which
     bounding-box regression needs (``dlcourse.box_regression``).
@@ -334,6 +342,8 @@ def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_
     negative = np.flatnonzero(best_iou < negative_iou)
 
     def at_most(indices, count):
+        if count <= 0:
+            return indices[:0]
         if len(indices) <= count:
             return indices
         return np.sort(rng.choice(indices, size=count, replace=False))
@@ -341,7 +351,9 @@ def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_
     kept_gt = np.arange(len(gt_boxes)) if include_ground_truth else np.array([], dtype="int64")
     kept_gt = at_most(kept_gt, max_positives)
     positive = at_most(positive, max_positives - len(kept_gt))
-    negative = at_most(negative, max_negatives)
+    near = at_most(negative[best_iou[negative] >= near_iou], round(near_negatives * max_negatives))
+    others = at_most(np.setdiff1d(negative, near), max_negatives - len(near))
+    negative = np.sort(np.concatenate([near, others])).astype("int64")
     boxes = np.concatenate([gt_boxes[kept_gt], proposals[positive], proposals[negative]])
     labels = np.concatenate([gt_labels[kept_gt] + 1, gt_labels[best_gt[positive]] + 1,
                              np.zeros(len(negative), dtype="int64")])

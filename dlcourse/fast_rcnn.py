@@ -196,18 +196,19 @@ def metrics(model):
 # ---------------------------------------------------------------------------
 
 def image_regions(proposals, boxes, labels, regions_per_image=64, max_positives=16, max_proposals=2000,
-                  rng=None):
+                  rng=None, near_negatives=0.0):
     """One image's ``(regions (R, 4), targets (R, 5))``: ``[label, t_x, t_y, t_w, t_h]`` rows.
 
     Up to ``max_positives`` positives (the objects' boxes first), background
     filling the rest of the ``regions_per_image`` (Fast R-CNN: 64 per image,
     a quarter foreground), padding rows (label −1, a dummy box) if the image
-    has too little background.
+    has too little background.  ``near_negatives``: the share of the background
+    drawn from regions that touch an object (``detection.sample_regions``).
     """
     rng = np.random.default_rng(rng)
     regions, region_labels, matches = detection.sample_regions(
         proposals, boxes, labels, max_proposals=max_proposals, max_positives=max_positives,
-        max_negatives=regions_per_image, rng=rng, return_matches=True)
+        max_negatives=regions_per_image, rng=rng, return_matches=True, near_negatives=near_negatives)
     positive = np.flatnonzero(region_labels > 0)[:regions_per_image]
     background = np.flatnonzero(region_labels == 0)
     background = np.sort(rng.permutation(background)[:regions_per_image - len(positive)])
@@ -222,13 +223,13 @@ def image_regions(proposals, boxes, labels, regions_per_image=64, max_positives=
 
 
 def training_examples(split, proposals, regions_per_image=64, max_positives=16, max_proposals=2000,
-                      rng=None):
+                      rng=None, near_negatives=0.0):
     """``(inputs, targets)`` for ``model.fit`` from ``split`` ([(image, boxes, labels)]) and the
     proposals of its images: ``{"images": uint8 (N, S, S, 3), "rois": (N, R, 4)}`` and
     ``{"class": (N, R) int32, −1 for padding, "box": (N, R, 5)}`` (``image_regions``)."""
     rng = np.random.default_rng(rng)
     rois, targets = zip(*[image_regions(candidates, boxes, labels, regions_per_image, max_positives,
-                                        max_proposals, rng)
+                                        max_proposals, rng, near_negatives)
                           for (_, boxes, labels), candidates in zip(split, proposals)])
     targets = np.stack(targets)
     inputs = {IMAGES: np.stack([image for image, _, _ in split]).astype("uint8"), ROIS: np.stack(rois)}
@@ -285,9 +286,10 @@ class FastRCNNDetector:
         ``proposals`` given skip selective search."""
         return self.detect_with_and_without_regression(image, timings, proposals=proposals)[0]
 
-    def detect_with_and_without_regression(self, image, timings=None, proposals=None):
+    def detect_with_and_without_regression(self, image, timings=None, proposals=None, score_threshold=None):
         """``detect``'s detections, and those of the same probabilities on the proposals' own
-        boxes (the second NMS is not timed), as ``labs.rcnn.Detector`` gives them."""
+        boxes (the second NMS is not timed), as ``labs.rcnn.Detector`` gives them;
+        ``score_threshold`` replaces the settings' for this image."""
         clock = detection.StageClock(timings)
         if proposals is None:
             proposals = self.propose(image)
@@ -298,7 +300,9 @@ class FastRCNNDetector:
         probabilities, deltas = self.region_outputs(feature_map, proposals)
         clock.lap("heads")
         deltas = deltas if self.box_regression else None
-        settings = image.shape, self.settings["score_threshold"], self.settings["nms_iou"]
+        if score_threshold is None:
+            score_threshold = self.settings["score_threshold"]
+        settings = image.shape, score_threshold, self.settings["nms_iou"]
         found = detections(proposals, probabilities, deltas, *settings)
         clock.lap("nms")
         return found, found if deltas is None else detections(proposals, probabilities, None, *settings)

@@ -55,3 +55,18 @@ def test_loss_trains_the_true_class_of_positives_only():
     prediction[2, 0] = 3.0                # a large error is L1: 3 − 0.5
     loss = keras.ops.convert_to_numpy(box_regression.smooth_l1_loss(targets, prediction))
     np.testing.assert_allclose(loss, [0.0, 0.0, 2.5], atol=1e-6)
+
+
+def test_loose_regions_are_the_proposals_between_the_classifier_thresholds():
+    truth = np.array([[0, 0, 20, 20], [50, 50, 70, 70]], dtype="float64")
+    proposals = np.array([[0, 0, 20, 20],      # IoU 1: a positive of the classifier, not loose
+                          [0, 0, 20, 30],      # 400 / 600 ≈ 0.67 with box 0: loose
+                          [50, 50, 70, 80],    # ≈ 0.67 with box 1: loose
+                          [0, 0, 20, 45],      # 400 / 900 ≈ 0.44: too far to be moved
+                          [100, 100, 120, 120]], dtype="float64")
+    boxes, labels, matches = box_regression.loose_regions(proposals, truth, [4, 7], count=10, rng=0)
+    np.testing.assert_array_equal(boxes, proposals[1:3])
+    assert labels.tolist() == [5, 8] and matches.tolist() == [0, 1]   # class + 1, and whose box
+    assert len(box_regression.loose_regions(proposals, truth, [4, 7], count=1, rng=0)[0]) == 1
+    assert len(box_regression.loose_regions(proposals, truth, [4, 7], count=0)[0]) == 0
+    assert len(box_regression.loose_regions(proposals, np.zeros((0, 4)), [], count=10)[0]) == 0

@@ -224,6 +224,27 @@ def test_sampling_caps_are_respected_and_random_by_seed():
     assert labels.tolist() == [1] * 6
 
 
+def test_near_negatives_are_parts_of_objects_drawn_first():
+    rng = np.random.default_rng(2)
+    # Strokes of A: thin boxes inside it, IoU 0.15-0.25 (background that touches an object) ...
+    strokes = np.array([[x, 0, x + 4, 20] for x in range(0, 16)], dtype="float64")
+    assert ((iou(strokes, [BOX_A]) >= 0.1) & (iou(strokes, [BOX_A]) < 0.3)).all()
+    # ... among ten times as much empty clutter.
+    clutter = np.array([[100, 100, 110, 110]]) + rng.integers(0, 30, size=(160, 1))
+    proposals = np.concatenate([clutter[:80], strokes, clutter[80:]])
+    is_stroke = lambda boxes: (iou(boxes, [BOX_A]).max(axis=1) >= 0.1)  # noqa: E731
+
+    def strokes_among_background(**options):
+        boxes, labels = sample_regions(proposals, [BOX_A], max_negatives=20, include_ground_truth=False,
+                                       rng=3, **options)
+        assert (labels == 0).sum() == 20
+        return int(is_stroke(boxes[labels == 0]).sum())
+
+    assert strokes_among_background() <= 6                         # uniform: about 2 of 20
+    assert strokes_among_background(near_negatives=0.5) >= 10       # half of them, at least
+    assert strokes_among_background(near_negatives=1.0) == 16       # every stroke, then clutter
+
+
 def test_only_the_first_max_proposals_are_used():
     proposals = [[100, 0, 120, 20]] * 5 + [BOX_A]
     _, labels = sample_regions(proposals, [BOX_A], include_ground_truth=False, max_proposals=5, rng=0)

@@ -73,6 +73,22 @@ def test_box_targets_move_each_region_onto_its_ground_truth():
     np.testing.assert_array_equal(targets[2, 1:], 0)             # background: ignored by the loss
     two = rcnn.sample_crops([(image, truth, labels)], [proposals], config, rng=0)
     assert len(two) == 2 and (two[1] == region_labels).all()    # without box_targets: as before
+    # A loose proposal (IoU 0.5-0.7) trains the box head only: class label BOX_ONLY, which the class
+    # loss skips, and a box target of its digit's class.
+    loose = truth + [0, 0, 0, 20]                                # 1020 / 1620 ≈ 0.63
+    crops, region_labels, targets = rcnn.sample_crops([(image, truth, labels)], [np.concatenate([proposals, loose])],
+                                                      config, rng=0, box_targets=True)
+    assert region_labels.tolist() == [8, 8, 0, rcnn.BOX_ONLY] and targets[3, 0] == 8
+    moved = box_regression.decode(loose, targets[3:, 1:], box_regression.TRAINING_WEIGHTS)
+    np.testing.assert_allclose(moved, truth, atol=1e-3)
+    probabilities = np.full((4, 11), 0.01, dtype="float32")
+    probabilities[np.arange(3), [8, 8, 0]] = 0.9
+    class_loss = float(rcnn.LOSSES["class"](region_labels, probabilities))
+    assert class_loss == pytest.approx(-np.log(0.9), rel=1e-4)     # the loose row counts for nothing
+    without = rcnn.sample_crops([(image, truth, labels)], [np.concatenate([proposals, loose])],
+                                cli.make_config(rcnn.parser, context=4, max_negatives=1, loose_regions=0),
+                                rng=0, box_targets=True)
+    assert without[1].tolist() == [8, 8, 0]
 
 
 def test_context_enlarges_the_box_about_its_centre():
@@ -96,8 +112,13 @@ def small_model():
 def test_the_box_head_is_a_second_output_and_optional(small_model):
     assert set(small_model.output) == {"class", "box"} and rcnn.has_box_head(small_model)
     assert small_model.output["class"].shape == (None, 3) and small_model.output["box"].shape == (None, 8)
-    # Both heads read the same dense features.
-    assert small_model.get_layer("box").input is small_model.get_layer("class").input
+    # The classifier reads the dense layers over pool5 (1×1 on a 32×32 crop); the box head reads
+    # block 5's 2×2 map before that pool, which still says where in the crop the digit lies.
+    assert small_model.get_layer("flatten").input.shape == (None, 1, 1, 64)
+    assert small_model.get_layer("box_features").input.shape == (None, 2, 2, 64)
+    # Where pool5 keeps a layout (VGG16 at 224: 7×7) the box head reads pool5 itself, as R-CNN's.
+    large = rcnn.with_layout_output(rcnn.vgg16_backbone((64, 64, 3), width=0.125))
+    assert [tuple(output.shape) for output in large.outputs] == [(None, 2, 2, 64)] * 2
     classifier = rcnn.build_model(num_classes=2, width=0.125, crop_size=32, box_head=False)
     assert classifier.output_shape == (None, 3) and not rcnn.has_box_head(classifier)
     assert rcnn.class_columns(classifier) == rcnn.class_columns(small_model) == 3
@@ -200,6 +221,54 @@ def test_a_weight_file_that_is_not_vgg16_is_one_line(tmp_path):
         rcnn.build_model(num_classes=1, weights=str(path))
 
 
+# --- evaluation ranks every detection; the threshold only decides what is shown ---------
+
+class ListedDetections:
+    """A stand-in detector whose detections of every image are given (one class, no box head)."""
+
+    stages = ("proposals", "crops", "classification", "nms")
+    class_names = ("digit",)
+    box_regression = False
+
+    def __init__(self, detections):
+        self.settings = {"score_threshold": 0.65}
+        self.detections = iter(detections)
+        self.thresholds = []
+
+    def propose(self, image):
+        return np.array([[5, 5, 20, 20], [30, 30, 50, 50]], dtype="float64")
+
+    def detect_with_and_without_regression(self, image, timings, proposals, score_threshold):
+        self.thresholds.append(score_threshold)
+        for stage in self.stages[1:]:
+            timings.setdefault(stage, []).append(0.001)
+        boxes, scores = self.detections.__next__()
+        keep = scores > score_threshold
+        found = (boxes[keep], scores[keep], np.zeros(keep.sum(), dtype="int64"))
+        return found, found
+
+
+def test_map_ranks_every_detection_and_the_threshold_only_decides_what_is_shown():
+    truth = np.array([[5, 5, 20, 20], [30, 30, 50, 50]], dtype="float64")
+    split = [(np.zeros((64, 64, 3), dtype="uint8"), truth, np.zeros(2, dtype="int64"))] * 2
+    # Image 1: both objects found, the second below the course's 0.65; image 2: one confident false
+    # positive (scored below the true detections) and one object found at 0.4.
+    detections = [(np.array([[5, 5, 20, 20], [30, 30, 50, 50], [0, 40, 10, 60]], dtype="float64"),
+                   np.array([0.9, 0.3, 0.02])),
+                  (np.array([[40, 0, 60, 20], [5, 5, 20, 20]], dtype="float64"), np.array([0.8, 0.4]))]
+    detector = ListedDetections(detections)
+    metrics, shown = rcnn.evaluate(detector, split, progress=False)
+    assert detector.thresholds == [rcnn.RANKED_SCORE_THRESHOLD] * 2
+    # Ranked: TP 0.9, FP 0.8, TP 0.4, TP 0.3 (0.02 is below 0.05) of 4 objects.
+    assert metrics["map50"] == pytest.approx(0.25 * 1 + 0.5 * 0.75)
+    # Shown (> 0.65): TP 0.9, FP 0.8: recall 1/4 at precision 1.
+    assert metrics["map50_shown"] == pytest.approx(0.25)
+    assert metrics["map50"] >= metrics["map50_shown"]
+    assert [list(scores) for _, scores, _ in shown] == [[0.9], [0.8]]
+    assert metrics["recall50"] == 0.25 and metrics["detections_per_image"] == 1.0
+    assert (metrics["ranked_score_threshold"], metrics["score_threshold"]) == (0.05, 0.65)
+
+
 # --- the lab end to end, as a user runs it ------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -217,8 +286,9 @@ def test_week5_smoke_run_trains_and_evaluates(smoke_run):
     metrics = read_metrics(run_dir)
     # The defaults: the ten digits as ten classes, with box regression, scored both ways at two IoUs.
     assert metrics["class_names"] == [str(digit) for digit in range(10)] and metrics["box_regression"] is True
-    for name in ("map50", "map75", "map50_no_regression", "map75_no_regression"):
+    for name in ("map50", "map75", "map50_no_regression", "map75_no_regression", "map50_shown", "map75_shown"):
         assert 0.0 <= metrics[name] <= 1.0, name
+    assert metrics["map50"] >= metrics["map50_shown"]   # the shown detections are a top slice of the ranked
     assert metrics["epochs"] == 2
     test_digits = {str(label) for _, _, labels in scenes.make_scene_set(
         rcnn.SMOKE_SCENES["test"], seed=1 + 2, split="test", classes=rcnn.ALL_DIGITS) for label in labels}
@@ -369,7 +439,9 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
                              (["--method", "fast", "--weights", "imagenet"], "--method fast"),
                              (["--method", "fast", "--images", folder, "--annotations", folder], "--method fast"),
                              (["--method", "fast", "--no-box-regression"], "box head"),
-                             (["--method", "faster"], "--method")):
+                             (["--method", "faster"], "--method"),
+                             (["--loose-regions", "-1"], "--loose-regions"),
+                             (["--near-negatives", "1.5"], "--near-negatives")):
         assert rcnn.main([*arguments, "--out", str(tmp_path / "run")]) == 2, arguments
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and words in error, (arguments, error)
