@@ -19,7 +19,7 @@ import sys
 import pytest
 
 from dlcourse import hangul
-from tests.conftest import REPO, read_metrics, run_lab
+from tests.conftest import REPO, jax_test_environment, read_metrics, run_lab
 from tests.test_resume import kill_when, logged_epochs
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
@@ -29,13 +29,13 @@ needs_torch = pytest.mark.skipif(
     reason="PyTorch is not installed: make test leaves it out, since PyTorch from PyPI brings "
            "several GB of CUDA libraries (pip install -e .[torch] to run these)")
 BACKENDS = [pytest.param("jax", marks=needs_jax), pytest.param("torch", marks=needs_torch)]
-WITHOUT_TENSORFLOW = str(REPO / "tests" / "without_tensorflow")
 
 
 def environment(backend):
-    """KERAS_BACKEND, and on JAX a PYTHONPATH that hides TensorFlow."""
+    """KERAS_BACKEND, and on JAX a PYTHONPATH that hides TensorFlow and ``jax_test_environment``'s
+    XLA flag."""
     if backend == "jax":
-        return {"KERAS_BACKEND": backend, "PYTHONPATH": f"{WITHOUT_TENSORFLOW}:{REPO}"}
+        return jax_test_environment()
     return {"KERAS_BACKEND": backend}
 
 
@@ -184,7 +184,7 @@ def test_a_strategy_the_backend_cannot_do_is_one_line(tmp_path, backend, strateg
 
 
 def test_the_blocker_really_hides_tensorflow():
-    probe = run_lab("tests.without_tensorflow.probe", env={"PYTHONPATH": f"{WITHOUT_TENSORFLOW}:{REPO}"})
+    probe = run_lab("tests.without_tensorflow.probe", env={"PYTHONPATH": jax_test_environment()["PYTHONPATH"]})
     assert probe.stdout.split() == ["ModuleNotFoundError", "None"]
 
 

@@ -105,26 +105,28 @@ def check_finished_run(run_dir, result, level, last_epoch):
     return metrics
 
 
-def check_generates(run_dir, length=40):
-    generated = run_lab("labs.char_rnn", "generate", "--run", run_dir, "--prime", PRIME,
-                        "--length", length, "--temperature", 0.8, "--top-k", 10, "--seed", 3)
-    assert generated.returncode == 0, generated.stderr[-2000:]
-    text = generated.stdout[:-1]  # print() adds one newline
+def check_generates(run_dir, capsys, length=40):
+    """``python -m labs.char_rnn generate`` in the test's process (``char_rnn.main``, as ``python -m``
+    calls it)."""
+    capsys.readouterr()
+    assert char_rnn.main(["generate", "--run", str(run_dir), "--prime", PRIME, "--length", str(length),
+                          "--temperature", "0.8", "--top-k", "10", "--seed", "3"]) == 0
+    text = capsys.readouterr().out[:-1]  # print() adds one newline
     assert text.startswith(PRIME) and is_clean_text(text)
     assert len(text) == len(PRIME) + length  # --length counts characters at both levels
 
 
-def test_jamo_smoke_train_then_generate(tmp_path):
+def test_jamo_smoke_train_then_generate(tmp_path, capsys):
     """Jamo level with a GRU and the course's Adam (the syllable level, an LSTM and Keras's Adam
     are the killed-and-resumed run below)."""
     run_dir = tmp_path / "run"
     result = run_lab("labs.char_rnn", "--smoke", "--epochs", 2, "--level", "jamo", "--cell", "gru",
                      "--optimizer", "custom_adam", "--sample-length", 30, "--out", run_dir)
     check_finished_run(run_dir, result, "jamo", last_epoch=2)
-    check_generates(run_dir)
+    check_generates(run_dir, capsys)
 
 
-def test_killed_run_resumes_then_generates(tmp_path):
+def test_killed_run_resumes_then_generates(tmp_path, capsys):
     run_dir, epochs = tmp_path / "run", 5
     arguments = ["--smoke", "--batch-size", 4, "--sample-length", 10, "--epochs", epochs,
                  "--out", run_dir]
@@ -137,7 +139,7 @@ def test_killed_run_resumes_then_generates(tmp_path):
     assert "Resuming the unfinished run" in result.stdout
     assert metrics["resumed_from_epoch"] == before
     assert history_epochs(run_dir) == list(range(epochs)) and metrics["epochs"] == epochs
-    check_generates(run_dir)
+    check_generates(run_dir, capsys)
 
 
 # --- one-line errors ----------------------------------------------------------------

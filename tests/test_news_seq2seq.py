@@ -152,18 +152,24 @@ def test_smoke_run_reports_the_model_and_both_baselines_on_the_same_split(smoke_
         assert (run_dir / name).is_file(), name
 
 
-def test_predict_writes_a_title_with_a_trained_run(smoke_run, tmp_path):
+def predicted_title(run_dir, body, capsys, *options):
+    """``python -m labs.news_seq2seq predict`` in the test's process (``news_seq2seq.main``, as
+    ``python -m`` calls it): the lines it printed."""
+    capsys.readouterr()
+    assert news_seq2seq.main(["predict", "--run", str(run_dir), "--text-file", str(body), *options]) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_predict_writes_a_title_with_a_trained_run(smoke_run, tmp_path, capsys):
     run_dir, _ = smoke_run
     body = tmp_path / "body.txt"
     body.write_text("데비안은 자유 운영 체제입니다. 패키지를 설치하는 방법을 설명합니다.", encoding="utf-8")
     for method in ("greedy", "beam"):
-        result = run_lab("labs.news_seq2seq", "predict", "--run", run_dir, "--text-file", body,
-                         "--method", method)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert len(result.stdout.strip().splitlines()) <= 1  # one title (may be empty when untrained)
+        # One title (may be empty when untrained).
+        assert len(predicted_title(run_dir, body, capsys, "--method", method)) <= 1
 
 
-def test_the_transformer_trains_decodes_and_predicts_from_its_run(tmp_path):
+def test_the_transformer_trains_decodes_and_predicts_from_its_run(tmp_path, capsys):
     run_dir = tmp_path / "run"
     result = run_lab("labs.news_seq2seq", "--smoke", "--epochs", 1, "--out", run_dir, "--model", "transformer",
                      "--layers", 1, "--units", 16, "--heads", 2, "--feed-forward-dim", 32, "--beam-width", 2)
@@ -174,8 +180,7 @@ def test_the_transformer_trains_decodes_and_predicts_from_its_run(tmp_path):
     assert (config["layers"], config["units"], config["heads"]) == (1, 16, 2)
     body = tmp_path / "body.txt"
     body.write_text("데비안은 자유 운영 체제입니다.", encoding="utf-8")
-    result = run_lab("labs.news_seq2seq", "predict", "--run", run_dir, "--text-file", body)
-    assert result.returncode == 0, result.stderr[-2000:]  # the run's checkpoint loads as a Transformer
+    assert len(predicted_title(run_dir, body, capsys)) <= 1  # the run's checkpoint loads as a Transformer
 
 
 def test_pretraining_runs_before_fine_tuning_and_lowers_the_language_model_loss(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 
 from dlcourse import seq2seq, transformer
 from dlcourse.seq2seq import END_ID, FORBIDDEN_IDS, PAD_ID, START_ID
-from tests.conftest import REPO
+from tests.conftest import jax_test_environment
 
 
 def small_model(vocabulary_size=11, layers=2, model_dim=16, heads=2, dropout=0.1, encoder_length=7,
@@ -323,8 +323,7 @@ def test_the_transformer_runs_on_jax():
     """On JAX, without TensorFlow: the one-step decoder matches the training model, and still does
     after the weights change (jax.jit of the step must get them at every call).  About 25 s, most
     of it JAX building the model."""
-    environment = {**os.environ, "KERAS_BACKEND": "jax",
-                   "PYTHONPATH": f"{REPO / 'tests' / 'without_tensorflow'}:{REPO}"}
+    environment = {**os.environ, **jax_test_environment()}
     result = subprocess.run([sys.executable, "-c", ON_JAX], env=environment, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
