@@ -26,7 +26,7 @@ detection time, the detected class's four are applied (``class_deltas``).
 import keras
 import numpy as np
 
-from dlcourse.detection import iou, select_detections, validate_boxes
+from dlcourse.detection import best_matches, select_detections, validate_boxes
 
 TRAINING_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 # exp(d_w) is clipped here so that a wild prediction cannot make an infinite box (log(1000/16)).
@@ -121,16 +121,14 @@ def loose_regions(proposals, gt_boxes, gt_labels, count, low=0.5, high=0.7, max_
     """
     rng = np.random.default_rng(rng)
     proposals, gt_boxes = validate_boxes(proposals)[:max_proposals], validate_boxes(gt_boxes)
-    if not len(gt_boxes) or not len(proposals) or count <= 0:
-        return np.zeros((0, 4)), np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
-    overlaps = iou(proposals, gt_boxes)
-    best_gt = np.argmax(overlaps, axis=1)
-    best_iou = overlaps[np.arange(len(proposals)), best_gt]
-    chosen = np.flatnonzero((best_iou >= low) & (best_iou <= high))
-    if len(chosen) > count:
+    best_gt, best_iou = best_matches(proposals, gt_boxes)
+    chosen = np.flatnonzero((best_iou >= low) & (best_iou <= high))   # none without a box
+    if count <= 0:
+        chosen = chosen[:0]
+    elif len(chosen) > count:
         chosen = np.sort(rng.choice(chosen, size=count, replace=False))
     labels = np.asarray(gt_labels, dtype="int64").reshape(-1)[best_gt[chosen]] + 1
-    return proposals[chosen], labels, best_gt[chosen].astype("int64")
+    return proposals[chosen], labels, best_gt[chosen]
 
 
 def regression_targets(proposals, labels, matched_boxes, weights=TRAINING_WEIGHTS):

@@ -279,6 +279,17 @@ def selective_search(image, mode="fast", max_proposals=2000, min_size=4, base_k=
     return boxes[order][:max_proposals]
 
 
+def best_matches(proposals, gt_boxes):
+    """For each proposal, the ground-truth box it overlaps most: ``(index (P,) int64, IoU (P,))``;
+    index 0 and IoU 0 for every proposal when there is no box (everything is background)."""
+    proposals, gt_boxes = validate_boxes(proposals), validate_boxes(gt_boxes)
+    if not len(gt_boxes):
+        return np.zeros(len(proposals), dtype="int64"), np.zeros(len(proposals))
+    overlaps = iou(proposals, gt_boxes)               # (P, G)
+    best_gt = np.argmax(overlaps, axis=1)
+    return best_gt.astype("int64"), overlaps[np.arange(len(proposals)), best_gt]
+
+
 def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_positives=30,
                    max_negatives=30, positive_iou=0.7, negative_iou=0.3, include_ground_truth=True,
                    rng=None, return_matches=False, near_negatives=0.0, near_iou=0.1):
@@ -330,13 +341,7 @@ def sample_regions(proposals, gt_boxes, gt_labels=None, max_proposals=2000, max_
     if len(gt_labels) != len(gt_boxes):
         raise ValueError(f"{len(gt_boxes)} ground-truth boxes but {len(gt_labels)} labels")
 
-    if len(gt_boxes):
-        overlaps = iou(proposals, gt_boxes)           # (P, G)
-        best_gt = np.argmax(overlaps, axis=1)
-        best_iou = overlaps[np.arange(len(proposals)), best_gt]
-    else:                                             # no object: everything is background
-        best_gt = np.zeros(len(proposals), dtype="int64")
-        best_iou = np.zeros(len(proposals))
+    best_gt, best_iou = best_matches(proposals, gt_boxes)
     # best_iou > t  ⇔  IoU with ANY box > t;  best_iou < t  ⇔  IoU with EVERY box < t.
     positive = np.flatnonzero(best_iou > positive_iou)
     negative = np.flatnonzero(best_iou < negative_iou)

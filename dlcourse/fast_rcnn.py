@@ -166,7 +166,8 @@ def losses():
 
 @keras.saving.register_keras_serializable(package="dlcourse")
 class RegionAccuracy(keras.metrics.Metric):
-    """Classification accuracy over the real regions (padding rows left out)."""
+    """Classification accuracy over the rows with a class: padding rows (label −1) left out, and
+    R-CNN's box-only regions, which carry the same label (``labs.rcnn.BOX_ONLY``)."""
 
     def __init__(self, name="accuracy", **kwargs):
         super().__init__(name=name, **kwargs)

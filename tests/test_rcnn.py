@@ -242,7 +242,7 @@ class ListedDetections:
         self.thresholds.append(score_threshold)
         for stage in self.stages[1:]:
             timings.setdefault(stage, []).append(0.001)
-        boxes, scores = self.detections.__next__()
+        boxes, scores = next(self.detections)
         keep = scores > score_threshold
         found = (boxes[keep], scores[keep], np.zeros(keep.sum(), dtype="int64"))
         return found, found
