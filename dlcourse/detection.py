@@ -18,6 +18,7 @@ R-CNN in four steps, one function each:
    ``select_detections``), timing each stage with a ``StageClock``;
 4. score the detector (``average_precision``, ``mean_average_precision``).
 """
+import os
 import time
 
 import numpy as np
@@ -277,6 +278,29 @@ def selective_search(image, mode="fast", max_proposals=2000, min_size=4, base_k=
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.lexsort((boxes[:, 3], boxes[:, 2], boxes[:, 1], boxes[:, 0], -area))
     return boxes[order][:max_proposals]
+
+
+def selective_search_many(images, mode="fast", max_proposals=2000, workers=None, progress=None):
+    """``selective_search`` of every image, ``workers`` images at a time: a list of (N, 4) boxes.
+
+    OpenCV releases Python's lock while it searches, so threads run on
+    separate cores: on two cores the training scenes' proposals take about
+    half the time.  ``workers`` defaults to the cores this process may use;
+    ``progress``, a ``tqdm`` bar (or None), advances by one per image.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    def search(image):
+        boxes = selective_search(image, mode=mode, max_proposals=max_proposals)
+        if progress is not None:
+            progress.update(1)
+        return boxes
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(search, images))
 
 
 def best_matches(proposals, gt_boxes):

@@ -3,7 +3,9 @@
 R-CNN finds objects in four steps (``dlcourse.detection``):
 
 1. **proposals**: selective search suggests a few hundred class-agnostic
-   boxes per image that might hold an object;
+   boxes per image that might hold an object (``--proposals quality``, the
+   default: about 330 per scene, and a box with IoU ≥ 0.5 for 99 % of the
+   digits; "fast" finds about 130 and misses a quarter of the thin "1"s);
 2. **region classifier**: every proposal is cut out, warped to a fixed
    square and classified by a CNN as background or one of the classes.  It is
    trained on regions sampled from training images: positives overlap a
@@ -60,8 +62,10 @@ lines; one class), split into training / validation / test images.
 Crops include ``--context`` pixels of the surroundings (R-CNN's context
 padding, p = 16 at 227; here 4 at 32), which helps tell a whole digit from
 a stroke of one; the regression still moves the region's own box, not the
-enlarged one.  The defaults (1500 training scenes; 8 epochs; context 4) come
-from the measurements in RESULTS.md, which also has the detector's mAP,
+enlarged one; ``--square-crops`` widens a region to a square first, so
+that warping keeps its shape (measured: no better).  The defaults (1500
+training scenes; 7 epochs; context 4; quality proposals) come from the
+measurements in RESULTS.md, which also has the detector's mAP,
 recall and latency per stage.  Classifying an image's crops in one call
 instead of one ``model.predict`` per crop is what makes detection fast
 (``benchmarks/rcnn_batched_inference.py``).
@@ -133,7 +137,7 @@ def _digit_classes(text):
     return digits
 
 
-parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=8, batch_size=64, lr=1e-3,
+parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=7, batch_size=64, lr=1e-3,
                         optimizer="adam", schedule="cosine")
 parser.add_argument("--weights", type=_weights, default="none",
                     help="none: VGG16's topology at --width, trained from scratch; imagenet: "
@@ -174,8 +178,15 @@ parser.add_argument("--context", type=int, default=4,
                     help="pixels of the image around each region in its warped crop, as R-CNN's "
                          "padding p=16 at 227 (0: the tight box, as the course; try 16 with VGG16 "
                          "at 224)")
-parser.add_argument("--proposals", choices=detection.SELECTIVE_SEARCH_MODES, default="fast",
-                    help="selective search mode")
+parser.add_argument("--square-crops", action=argparse.BooleanOptionalAction, default=False,
+                    help="widen every region to a square before warping it, so that its crop keeps its "
+                         "shape (R-CNN's \"tightest square\"); --no-square-crops: warp the box as it is")
+parser.add_argument("--proposals", choices=detection.SELECTIVE_SEARCH_MODES, default="quality",
+                    help="selective search mode: quality (more proposals, higher recall, about 4× "
+                         "slower) or fast")
+parser.add_argument("--training-proposals", choices=detection.SELECTIVE_SEARCH_MODES, default=None,
+                    help="the mode for the training and validation images alone (default: --proposals); "
+                         "--training-proposals fast trains in less time, the detector keeps --proposals")
 parser.add_argument("--max-proposals", type=cli.positive_int, default=2000,
                     help="proposals per image (the largest first), in training and detection")
 parser.add_argument("--max-positives", type=cli.positive_int, default=30,
@@ -306,34 +317,63 @@ def course_splits(config):
 
 
 def propose(image, config):
-    return detection.selective_search(image, mode=config.proposals, max_proposals=config.max_proposals)
+    """The proposals a training image's regions are sampled from."""
+    return detection.selective_search(image, mode=training_proposals(config), max_proposals=config.max_proposals)
 
 
-def with_context(boxes, crop_size, context):
+def training_proposals(config):
+    return config.training_proposals or config.proposals
+
+
+def with_context(boxes, crop_size, context, square=False):
     """Boxes enlarged about their centres so that, warped to ``crop_size``, the original box
     fills the middle and ``context`` pixels of its surroundings lie on every side.
 
     R-CNN does this (p = 16 pixels at 227 × 227): a crop that shows a little of
-    what is around a region tells a whole object from a part of one.
+    what is around a region tells a whole object from a part of one.  With
+    ``square`` the shorter side is first widened to the longer one (R-CNN's
+    "tightest square" crop), so that warping keeps the region's shape: a "1"
+    stays thin instead of being stretched into a bar.
     """
     boxes = detection.validate_boxes(boxes)
-    if context == 0:
+    centres, halves = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / 2
+    if square:
+        halves = np.repeat(halves.max(axis=1, keepdims=True), 2, axis=1)
+    elif context == 0:
         return boxes
-    scale = crop_size / (crop_size - 2 * context)
-    centres, halves = (boxes[:, :2] + boxes[:, 2:]) / 2, (boxes[:, 2:] - boxes[:, :2]) / 2 * scale
+    halves = halves * crop_size / (crop_size - 2 * context)
     return np.concatenate([centres - halves, centres + halves], axis=1)
 
 
-def region_crops(image, boxes, crop_size, context=0):
-    """``crop_and_resize`` of the boxes with ``context`` (parts outside the image are clipped)."""
-    return detection.crop_and_resize(image, with_context(boxes, crop_size, context), crop_size)
+def region_crops(image, boxes, crop_size, context=0, square=False):
+    """``crop_and_resize`` of the boxes with ``context`` (``with_context``).
+
+    Warped crops clip what lies outside the image; square ones fill it with
+    the image's mean colour instead, as R-CNN does, so that clipping does not
+    stretch them after all.
+    """
+    boxes, image = with_context(boxes, crop_size, context, square), np.asarray(image)
+    if square and len(boxes):
+        import cv2
+
+        height, width = image.shape[:2]
+        margin = int(np.ceil(max(0.0, -boxes[:, :2].min(), (boxes[:, 2] - width).max(),
+                                 (boxes[:, 3] - height).max())))
+        if margin:
+            mean = image.reshape(height * width, -1).mean(axis=0)
+            image = cv2.copyMakeBorder(image, margin, margin, margin, margin, cv2.BORDER_CONSTANT,
+                                       value=mean.tolist())
+            boxes = boxes + margin
+    return detection.crop_and_resize(image, boxes, crop_size)
 
 
 def scene_proposals(images, config, cache=None, desc="proposals"):
     """Selective search on every image, with a progress bar; cached in ``cache`` (an .npz) if given.
 
-    Selective search is the slow part of preparing the data (about 50 ms per
-    128×128 scene in "fast" mode), so a resumed run reads the boxes back.
+    Selective search is the slow part of preparing the data (per 128×128
+    scene on one core about 310 ms in "quality" mode, 80 in "fast";
+    ``selective_search_many`` uses every core), so a resumed run reads the
+    boxes back.
     """
     if cache is not None and cache.is_file():
         try:
@@ -342,9 +382,10 @@ def scene_proposals(images, config, cache=None, desc="proposals"):
                     return np.split(stored["boxes"], np.cumsum(stored["counts"])[:-1])
         except (OSError, ValueError, KeyError):
             pass  # a file cut off by a kill: compute again
-    proposals = [propose(image, config)
-                 for image in tqdm(images, desc=desc, unit="image", disable=config.verbose == 0,
-                                   mininterval=2.0)]
+    with tqdm(total=len(images), desc=desc, unit="image", disable=config.verbose == 0,
+              mininterval=2.0) as progress:
+        proposals = detection.selective_search_many(images, training_proposals(config), config.max_proposals,
+                                                    progress=progress)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(cache, "wb") as stream:
@@ -376,7 +417,7 @@ def sample_crops(split, proposals, config, rng, box_targets=False):
         loose, loose_labels, loose_matches = box_regression.loose_regions(
             candidates, boxes, labels, loose_count, max_proposals=config.max_proposals, rng=rng)
         all_crops.append(region_crops(image, np.concatenate([regions, loose]), input_size(config),
-                                      config.context))
+                                      config.context, config.square_crops))
         all_labels += [region_labels, np.full(len(loose), BOX_ONLY)]
         all_targets += [box_regression.regression_targets(regions, region_labels,
                                                           box_regression.matched_boxes(regions, boxes, matches)),
@@ -686,7 +727,8 @@ class Detector:
             proposals = self.propose(image)
             clock.lap("proposals")
         proposals = detection.validate_boxes(proposals)
-        crops = region_crops(image, proposals, self.crop_size, self.settings.get("context", 0))
+        crops = region_crops(image, proposals, self.crop_size, self.settings.get("context", 0),
+                             self.settings.get("square_crops", False))
         clock.lap("crops")
         probabilities, deltas = split_outputs((classify or self.predict)(crops))
         probabilities = probabilities.reshape(len(proposals), -1)
@@ -703,6 +745,7 @@ class Detector:
 def detector_settings(config, class_names):
     return {"class_names": list(class_names), "proposals": config.proposals,
             "max_proposals": config.max_proposals, "context": config.context,
+            "square_crops": config.square_crops,
             "score_threshold": config.score_threshold,
             "nms_iou": config.nms_iou, "box_regression": config.box_regression,
             "predict_batch": config.predict_batch or (32 if pretrained(config) else 256),

@@ -146,7 +146,7 @@ def test_news_seq2seq_decodes_greedy_and_beam(tmp_path, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rcnn_detects(tmp_path, backend):
-    result = on(backend, "labs.rcnn", "--smoke", "--epochs", 1, "--out", tmp_path)
+    result = on(backend, "labs.rcnn", "--smoke", "--epochs", 1, "--proposals", "fast", "--out", tmp_path)
     metrics = finished(result, tmp_path, backend)
     assert 0 <= metrics["map50"] <= 1 and metrics["proposal_recall50"] > 0.5
     assert (tmp_path / "detections.png").is_file()

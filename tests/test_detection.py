@@ -315,6 +315,23 @@ def test_selective_search_gives_valid_boxes_around_the_objects():
         detection.selective_search(image, mode="slow")
 
 
+def test_selective_search_many_gives_each_image_its_own_proposals_in_order():
+    images = [synthetic_photo(), synthetic_photo()[::-1].copy(), synthetic_photo()[:, ::-1].copy()]
+
+    class Bar:
+        count = 0
+
+        def update(self, steps):
+            self.count += steps
+
+    bar = Bar()
+    many = detection.selective_search_many(images, max_proposals=50, workers=2, progress=bar)
+    assert bar.count == 3 and len(many) == 3
+    for image, boxes in zip(images, many):
+        np.testing.assert_array_equal(boxes, detection.selective_search(image, max_proposals=50))
+    assert not np.array_equal(many[0], many[1])          # not one image's boxes three times
+
+
 def test_stage_clock_appends_each_stage_and_times_nothing_without_timings():
     timings = {}
     clock = detection.StageClock(timings)

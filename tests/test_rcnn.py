@@ -101,6 +101,26 @@ def test_context_enlarges_the_box_about_its_centre():
     assert (crop[6:26, 6:26] == 255).all() and (crop[:3] == 0).all() and (crop[:, -3:] == 0).all()
 
 
+def test_square_crops_keep_a_thin_region_thin_and_pad_outside_the_image():
+    # A "1"-like bar, 6 × 24: warped, it fills the crop's width; squared, it keeps its shape.
+    image = np.full((64, 64, 3), 40, dtype=np.uint8)
+    image[20:44, 29:35] = 255
+    square = rcnn.with_context([[29, 20, 35, 44]], 32, 4, square=True)
+    np.testing.assert_allclose(square, [[16, 16, 48, 48]])         # 24 × 24 about (32, 32), then 32/24
+    warped = rcnn.region_crops(image, [[29, 20, 35, 44]], 32, context=4)[0]
+    kept = rcnn.region_crops(image, [[29, 20, 35, 44]], 32, context=4, square=True)[0]
+    assert (warped[16, 6:26] == 255).all()                          # stretched across the middle 24
+    ink_columns = np.flatnonzero(kept[16, :, 0] > 150)
+    assert 5 <= len(ink_columns) <= 8 and abs(ink_columns.mean() - 15.5) < 1
+    # At the image's edge the square reaches outside: that part is the image's mean colour, and
+    # the bar still keeps its shape instead of being stretched into what is left.
+    image[20:44, 0:6] = 255
+    edge = rcnn.region_crops(image, [[0, 20, 6, 44]], 32, context=4, square=True)[0]
+    mean = image.reshape(-1, 3).mean(axis=0)
+    assert np.abs(edge[16, 0].astype(float) - mean).max() <= 1
+    assert 5 <= len(np.flatnonzero(edge[16, :, 0] > 150)) <= 8
+
+
 # --- batched classification is the same as one crop at a time ------------------------
 
 @pytest.fixture(scope="module")
@@ -275,7 +295,8 @@ def test_map_ranks_every_detection_and_the_threshold_only_decides_what_is_shown(
 def smoke_run(tmp_path_factory):
     """``python -m labs.week5 --smoke``: generate → sample → train → evaluate, once for the module."""
     out = tmp_path_factory.mktemp("week5")
-    result = run_lab("labs.week5", "--smoke", "--epochs", 2, "--out", out)
+    # The training images' proposals in "fast" mode (quicker); the detector keeps the default, "quality".
+    result = run_lab("labs.week5", "--smoke", "--epochs", 2, "--training-proposals", "fast", "--out", out)
     return out, result
 
 
@@ -302,7 +323,14 @@ def test_week5_smoke_run_trains_and_evaluates(smoke_run):
     for name in ("checkpoints/best.keras", "detector.json", "curves.png", "detections.png",
                  "proposals/train.npz", "proposals/validation.npz"):
         assert (run_dir / name).is_file(), name
-    assert json.loads((run_dir / "detector.json").read_text())["box_regression"] is True
+    settings = json.loads((run_dir / "detector.json").read_text())
+    assert settings["box_regression"] is True and settings["proposals"] == "quality"
+    # --training-proposals fast: the cached proposals of the training images are fast mode's.
+    train_images = scenes.make_scene_set(rcnn.SMOKE_SCENES["train"], seed=1, split="train",
+                                         classes=rcnn.ALL_DIGITS)
+    with np.load(run_dir / "proposals" / "train.npz") as stored:
+        first = stored["boxes"][:stored["counts"][0]]
+    np.testing.assert_array_equal(first, detection.selective_search(train_images[0][0], mode="fast"))
     history = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert {"class_loss", "box_loss", "class_accuracy", "val_box_loss"} <= set(history)
     assert "mAP@0.75" in result.stdout and "without box regression" in result.stdout
@@ -376,7 +404,7 @@ def test_course_format_folder_trains_and_detects(tmp_path, capsys):
         (annotations / f"plane_{index}.csv").write_text("\n".join(lines) + "\n")
     run_dir = tmp_path / "run"
     # One class without box regression: the first lab's detector, on the course's folder format.
-    arguments = ["--smoke", "--epochs", "1", "--verbose", "0", "--images", str(images),
+    arguments = ["--smoke", "--epochs", "1", "--verbose", "0", "--proposals", "fast", "--images", str(images),
                  "--annotations", str(annotations), "--no-box-regression", "--out", str(run_dir)]
     assert rcnn.main(arguments) == 0, capsys.readouterr().err
     metrics = read_metrics(run_dir)
@@ -398,7 +426,7 @@ def test_fast_rcnn_method_trains_evaluates_and_detects(tmp_path, capsys):
     """``--method fast``: the same lab, data and evaluation; the CNN runs once per image."""
     run_dir = tmp_path / "run"
     arguments = ["--smoke", "--method", "fast", "--classes", "0,1", "--epochs", "2", "--verbose", "0",
-                 "--out", str(run_dir)]
+                 "--proposals", "fast", "--out", str(run_dir)]
     assert rcnn.main(arguments) == 0, capsys.readouterr().err
     metrics = read_metrics(run_dir)
     assert metrics["method"] == "fast" and metrics["class_names"] == ["0", "1"] and metrics["epochs"] == 2
