@@ -4,8 +4,8 @@ R-CNN finds objects in four steps (``dlcourse.detection``):
 
 1. **proposals**: selective search suggests a few hundred class-agnostic
    boxes per image that might hold an object (``--proposals quality``, the
-   default: about 330 per scene, and a box with IoU ≥ 0.5 for 99 % of the
-   digits; "fast" finds about 130 and misses a quarter of the thin "1"s);
+   default: about 320 per scene, and a box with IoU ≥ 0.5 for 99 % of the
+   digits; "fast" finds about 130 and misses 15–25 % of the thin "1"s);
 2. **region classifier**: every proposal is cut out, warped to a fixed
    square and classified by a CNN as background or one of the classes.  It is
    trained on regions sampled from training images: positives overlap a
