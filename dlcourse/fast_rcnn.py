@@ -40,9 +40,14 @@ With 600 training scenes R-CNN gains more (mAP 0.53, Fast R-CNN at 4×4
 R-CNN must learn every size and offset on the feature grid, from fewer images.
 
 Training examples are whole images, each with a fixed number of sampled
-regions (``training_examples``): positives (IoU > 0.7 with an object, and
-the objects' own boxes), then background (IoU < 0.3), and ``PADDING`` rows
-(label −1) when an image has too few; both losses ignore those rows.
+regions (``training_examples``): positives (the objects' own boxes, then
+proposals with IoU ≥ 0.5), then background (IoU < 0.5, preferably ≥ 0.1),
+and ``PADDING`` rows (label −1) when an image has too few; both losses
+ignore those rows.  These are Fast R-CNN's ranges, not R-CNN's (> 0.7 and
+< 0.3): one head both classifies and regresses here, and a region with IoU
+0.5–0.7 is what the regression must learn to move.  On the lab's default
+scenes (7 epochs) they raised mAP@0.75 from 0.347 to 0.464 and mAP@0.5 from
+0.681 to 0.716 (R-CNN: 0.819 and 0.890).
 """
 
 import keras
@@ -62,6 +67,8 @@ DEFAULT_FEATURE_STRIDE = 8
 DEFAULT_POOL_SIZE = 2
 VGG16_DENSE_UNITS = 4096
 STAGES = ("proposals", "features", "heads", "nms")
+# Fast R-CNN §2.3: foreground IoU ≥ 0.5 with an object, background IoU in [0.1, 0.5).
+POSITIVE_IOU, BACKGROUND_IOU = 0.5, 0.5
 
 
 # ---------------------------------------------------------------------------
@@ -200,16 +207,20 @@ def image_regions(proposals, boxes, labels, regions_per_image=64, max_positives=
                   rng=None, near_negatives=0.0):
     """One image's ``(regions (R, 4), targets (R, 5))``: ``[label, t_x, t_y, t_w, t_h]`` rows.
 
-    Up to ``max_positives`` positives (the objects' boxes first), background
-    filling the rest of the ``regions_per_image`` (Fast R-CNN: 64 per image,
-    a quarter foreground), padding rows (label −1, a dummy box) if the image
-    has too little background.  ``near_negatives``: the share of the background
-    drawn from regions that touch an object (``detection.sample_regions``).
+    Up to ``max_positives`` positives (the objects' boxes first, then
+    proposals with IoU ≥ ``POSITIVE_IOU``), background (IoU <
+    ``BACKGROUND_IOU``) filling the rest of the ``regions_per_image`` (Fast
+    R-CNN: 64 per image, a quarter foreground), padding rows (label −1, a dummy
+    box) if the image has too little background.  ``near_negatives``: the share
+    of the background drawn from regions that touch an object, IoU in
+    [0.1, 0.5) (``detection.sample_regions``).
     """
     rng = np.random.default_rng(rng)
+    # sample_regions keeps IoU > its threshold: just under 0.5 keeps IoU = 0.5 too.
     regions, region_labels, matches = detection.sample_regions(
         proposals, boxes, labels, max_proposals=max_proposals, max_positives=max_positives,
-        max_negatives=regions_per_image, rng=rng, return_matches=True, near_negatives=near_negatives)
+        max_negatives=regions_per_image, positive_iou=np.nextafter(POSITIVE_IOU, 0),
+        negative_iou=BACKGROUND_IOU, rng=rng, return_matches=True, near_negatives=near_negatives)
     positive = np.flatnonzero(region_labels > 0)[:regions_per_image]
     background = np.flatnonzero(region_labels == 0)
     background = np.sort(rng.permutation(background)[:regions_per_image - len(positive)])

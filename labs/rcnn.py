@@ -74,9 +74,10 @@ instead of one ``model.predict`` per crop is what makes detection fast
 same VGG16 layers run once on the whole image, every proposal pools its part
 of the feature map (RoIAlign, ``--pool-size``) and the same two heads score
 and move it; a training batch is ``--images-per-batch`` images with
-``--regions-per-image`` sampled proposals each (synthetic scenes, ``--weights
-none``).  The same evaluation times "features" and "heads" instead of
-"crops" and "classification".
+``--regions-per-image`` sampled proposals each, labelled by Fast R-CNN's
+ranges (IoU ≥ 0.5 an object, < 0.5 background; synthetic scenes,
+``--weights none``).  The same evaluation times "features" and "heads"
+instead of "crops" and "classification".
 
     python -m labs.rcnn                                   # or: python -m labs.week5
     python -m labs.rcnn --classes any --no-box-regression # one class, no regression: the first lab
@@ -190,7 +191,8 @@ parser.add_argument("--training-proposals", choices=detection.SELECTIVE_SEARCH_M
 parser.add_argument("--max-proposals", type=cli.positive_int, default=2000,
                     help="proposals per image (the largest first), in training and detection")
 parser.add_argument("--max-positives", type=cli.positive_int, default=30,
-                    help="positive regions (IoU > 0.7) sampled per training image")
+                    help="positive regions (IoU > 0.7; with --method fast, Fast R-CNN's IoU >= 0.5) sampled per "
+                         "training image")
 parser.add_argument("--max-negatives", type=cli.positive_int, default=30,
                     help="background regions (IoU < 0.3) sampled per training image")
 parser.add_argument("--loose-regions", type=cli.non_negative_int, default=10,
@@ -198,7 +200,8 @@ parser.add_argument("--loose-regions", type=cli.non_negative_int, default=10,
                          "the box head (R-CNN's regression learnt from IoU >= 0.6); 0: the positives alone")
 parser.add_argument("--near-negatives", type=cli.fraction, default=0.5,
                     help="share of the background regions drawn from proposals that touch a digit "
-                         "(IoU 0.1-0.3: a stroke or a corner of it), the rest from all background")
+                         "(IoU 0.1-0.3, with --method fast 0.1-0.5: a stroke or a corner of it), the rest from all "
+                         "background")
 parser.add_argument("--score-threshold", type=cli.positive_fraction, default=0.65,
                     help="a region is a detection when its class probability exceeds this")
 parser.add_argument("--nms-iou", type=cli.positive_fraction, default=0.3,

@@ -75,7 +75,9 @@ def test_training_examples_are_positives_then_background_then_padding(tiny_scene
         refined = box_regression.decode(rois[positive], target_rows[positive, 1:],
                                         box_regression.TRAINING_WEIGHTS)
         assert np.allclose(detection.iou(refined, boxes).max(axis=1), 1.0, atol=1e-5)
-        assert (detection.iou(rois[label_row == 0], boxes) < 0.3).all()
+        # Fast R-CNN's ranges: foreground IoU >= 0.5, background below 0.5.
+        assert (detection.iou(rois[positive], boxes).max(axis=1) >= 0.5).all()
+        assert (detection.iou(rois[label_row == 0], boxes) < 0.5).all()
         padding = label_row == fast_rcnn.PADDING
         assert (target_rows[padding, 1:] == 0).all() and (np.flatnonzero(padding) >= 48 - padding.sum()).all()
     # An image without enough background is padded: here its only proposal is one corner.
