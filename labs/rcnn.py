@@ -64,7 +64,8 @@ padding, p = 16 at 227; here 4 at 32), which helps tell a whole digit from
 a stroke of one; the regression still moves the region's own box, not the
 enlarged one; ``--square-crops`` widens a region to a square first, so
 that warping keeps its shape (measured: no better).  The defaults (1500
-training scenes; 7 epochs; context 4; quality proposals) come from the
+training scenes; 7 epochs; context 4; quality proposals; at most 16
+positives per image) come from the
 measurements in RESULTS.md, which also has the detector's mAP,
 recall and latency per stage.  Classifying an image's crops in one call
 instead of one ``model.predict`` per crop is what makes detection fast
@@ -190,9 +191,10 @@ parser.add_argument("--training-proposals", choices=detection.SELECTIVE_SEARCH_M
                          "--training-proposals fast trains in less time, the detector keeps --proposals")
 parser.add_argument("--max-proposals", type=cli.positive_int, default=2000,
                     help="proposals per image (the largest first), in training and detection")
-parser.add_argument("--max-positives", type=cli.positive_int, default=30,
-                    help="positive regions (IoU > 0.7; with --method fast, Fast R-CNN's IoU >= 0.5) sampled per "
-                         "training image")
+parser.add_argument("--max-positives", type=cli.positive_int, default=16,
+                    help="positive regions (IoU > 0.7, the digits' own boxes first; with --method fast, Fast "
+                         "R-CNN's IoU >= 0.5) sampled per training image: quality proposals give about 17, many "
+                         "near-copies of one another")
 parser.add_argument("--max-negatives", type=cli.positive_int, default=30,
                     help="background regions (IoU < 0.3) sampled per training image")
 parser.add_argument("--loose-regions", type=cli.non_negative_int, default=10,
