@@ -46,12 +46,26 @@ def tensorflow_installed():
 # Data
 # ---------------------------------------------------------------------------
 
-def _rows(arrays, rows):
+def _rows(arrays, rows, choices=None, variants=()):
     """``arrays[rows]``, or each array's rows when ``arrays`` is a dict (a model's named inputs or
-    outputs)."""
+    outputs); of an array named in ``variants``, the variant ``choices[i]`` of row ``rows[i]``."""
     if isinstance(arrays, dict):
-        return {key: value[rows] for key, value in arrays.items()}
+        return {key: value[rows, choices] if key in variants else value[rows] for key, value in arrays.items()}
     return arrays[rows]
+
+
+def _variant_count(inputs, targets, variants):
+    """How many variants the arrays named in ``variants`` hold of each example (their second axis)."""
+    if not variants:
+        return 1
+    named = {**(inputs if isinstance(inputs, dict) else {}), **(targets if isinstance(targets, dict) else {})}
+    missing = sorted(set(variants) - set(named))
+    if missing:
+        raise ValueError(f"variants {missing} are not named inputs or targets ({sorted(named)})")
+    counts = {np.shape(named[key])[1] for key in variants}
+    if len(counts) != 1:
+        raise ValueError(f"the arrays in variants hold different numbers of variants: {sorted(counts)}")
+    return counts.pop()
 
 
 def _count(arrays):
@@ -64,16 +78,26 @@ class ArrayBatches(keras.utils.PyDataset):
 
     ``inputs`` and ``targets`` are each an array or a dict of arrays (a model
     with named inputs or outputs); every array has the examples along its
-    first axis.
+    first axis.  ``variants``: the names of arrays that hold several variants
+    of each example on their second axis, of which every epoch takes one per
+    example at random (``batches``).
     """
 
-    def __init__(self, inputs, targets, batch_size, shuffle=False, seed=None):
+    def __init__(self, inputs, targets, batch_size, shuffle=False, seed=None, variants=()):
         super().__init__()
         self.inputs = inputs
         self.targets = targets if isinstance(targets, dict) else np.asarray(targets)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.variants = _variant_count(inputs, targets, variants), tuple(variants)
         self.epoch = 0
         self.order = self._order()
+        self.choices = self._choices()
+
+    def _choices(self):
+        count, names = self.variants
+        if not names:
+            return None
+        return np.random.default_rng([self.seed or 0, self.epoch, 1]).integers(count, size=_count(self.targets))
 
     def _order(self):
         count = _count(self.targets)
@@ -86,27 +110,46 @@ class ArrayBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        return _rows(self.inputs, rows), _rows(self.targets, rows)
+        choices = None if self.choices is None else self.choices[rows]
+        names = self.variants[1]
+        return _rows(self.inputs, rows, choices, names), _rows(self.targets, rows, choices, names)
 
     def on_epoch_end(self):
         self.epoch += 1
         self.order = self._order()
+        self.choices = self._choices()
 
 
-def batches(inputs, targets, batch_size, shuffle=False, seed=None):
+def batches(inputs, targets, batch_size, shuffle=False, seed=None, variants=()):
     """Training or evaluation batches of ``(inputs, targets)``, each an array or a dict of arrays;
     ``shuffle`` reshuffles every epoch.
+
+    ``variants`` names the arrays (keys of the dicts) that hold V variants of
+    every example along their second axis, (N, V, ...): each epoch takes one of
+    them per example, at random — new training examples every epoch without a
+    Python generator in the loop (Fast R-CNN's regions drawn anew for every
+    image, ``dlcourse.fast_rcnn``).
 
     On TensorFlow a cached, prefetched ``tf.data`` pipeline, which
     ``tf.distribute`` strategies split between replicas; on JAX and PyTorch an
     ``ArrayBatches``.  Either way Keras's ``fit`` must not shuffle again.
     """
     if name() != "tensorflow":
-        return ArrayBatches(inputs, targets, batch_size, shuffle=shuffle, seed=seed)
+        return ArrayBatches(inputs, targets, batch_size, shuffle=shuffle, seed=seed, variants=variants)
     import tensorflow as tf
+    count = _variant_count(inputs, targets, variants)
     dataset = tf.data.Dataset.from_tensor_slices((inputs, targets)).cache()
     if shuffle:
         dataset = dataset.shuffle(_count(targets), seed=seed, reshuffle_each_iteration=True)
+    if variants:
+        # Dataset.random draws new numbers each time fit starts an epoch's iterator.
+        choices = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+        def pick(example, choice):
+            choice = choice % count
+            return tuple({key: value[choice] if key in variants else value for key, value in part.items()}
+                         if isinstance(part, dict) else part for part in example)
+        dataset = tf.data.Dataset.zip(dataset, choices).map(pick, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

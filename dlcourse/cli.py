@@ -76,13 +76,15 @@ fraction = _unit_interval(zero_allowed=True)
 positive_fraction = _unit_interval(zero_allowed=False)
 
 
-def lab_parser(name, description, *, epochs, batch_size, lr, optimizer, schedule="constant"):
-    """A parser with the flags every lab has; the lab passes its own defaults."""
+def lab_parser(name, description, *, epochs, batch_size, lr, optimizer, schedule="constant",
+               epochs_help="training epochs"):
+    """A parser with the flags every lab has; the lab passes its own defaults (``epochs=None`` and
+    an ``epochs_help`` that says what the lab decides, where that depends on other flags)."""
     parser = OneLineParser(prog=f"python -m labs.{name}", description=description,
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.set_defaults(lab=name)
     add_common_arguments(parser, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                         schedule=schedule)
+                         schedule=schedule, epochs_help=epochs_help)
     return parser
 
 
@@ -93,9 +95,9 @@ def add_image_dataset_argument(parser):
                              "the course's reference figures are MNIST's)")
 
 
-def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer, schedule):
+def add_common_arguments(parser, *, epochs, batch_size, lr, optimizer, schedule, epochs_help="training epochs"):
     """The flags of DESIGN.md's conventions, with the lab's defaults."""
-    parser.add_argument("--epochs", type=positive_int, default=epochs, help="training epochs")
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help=epochs_help)
     parser.add_argument("--batch-size", type=positive_int, default=batch_size,
                         help="global batch size (split across replicas)")
     parser.add_argument("--lr", type=positive_float, default=lr, help="learning rate")

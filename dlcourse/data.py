@@ -187,11 +187,11 @@ def iris_splits(seed=0, source="bundled"):
             "test": (features[test], labels[test])}
 
 
-def as_dataset(features, labels, batch_size, shuffle=False, seed=None):
+def as_dataset(features, labels, batch_size, shuffle=False, seed=None, variants=()):
     """Batches of ``(features, labels)`` for Keras's ``fit``, reshuffled every epoch when ``shuffle``
-    (a ``tf.data`` pipeline on TensorFlow; see ``dlcourse.backend.batches``)."""
+    (a ``tf.data`` pipeline on TensorFlow; see ``dlcourse.backend.batches``, also for ``variants``)."""
     from dlcourse import backend  # Keras starts only when a lab trains, after its data checked out
-    return backend.batches(features, labels, batch_size, shuffle=shuffle, seed=seed)
+    return backend.batches(features, labels, batch_size, shuffle=shuffle, seed=seed, variants=variants)
 
 
 SMOKE_SIZES = {"train": 1024, "validation": 256, "test": 512}

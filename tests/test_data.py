@@ -60,6 +60,43 @@ def test_dict_targets_stay_row_aligned_and_are_all_shuffled(pipeline):
     # With a shuffle buffer of len(dict) = 2 the first batch would hold only the first ~17 examples.
     assert np.asarray(batches[0][1]["class"]).max() > 20
 
+
+@pytest.mark.parametrize("pipeline", ["tf.data", "ArrayBatches"])
+def test_each_epoch_takes_one_variant_of_every_example(pipeline):
+    """``variants``: arrays with several versions of each example (Fast R-CNN's region draws) give
+    one version per example and epoch, the same one for inputs and targets, and another in
+    another epoch; arrays not named keep their rows as they are."""
+    from dlcourse import backend
+    count, versions = 40, 5
+    inputs = {"image": np.arange(count, dtype="float32")[:, None],
+              "rois": (np.arange(count)[:, None] * 10 + np.arange(versions)).astype("float32")}
+    targets = {"class": np.arange(count)[:, None] * 10 + np.arange(versions)}
+    make = data.as_dataset if pipeline == "tf.data" else backend.ArrayBatches
+    batches = make(inputs, targets, 8, shuffle=True, seed=0, variants=("rois", "class"))
+    chosen = []
+    for _ in range(3):
+        epoch = {}
+        for batch_inputs, batch_targets in batches:
+            image, rois = np.asarray(batch_inputs["image"])[:, 0], np.asarray(batch_inputs["rois"])
+            np.testing.assert_array_equal(rois, np.asarray(batch_targets["class"]))
+            assert np.all(rois // 10 == image)           # a version of its own example
+            epoch.update(zip(image.astype(int), (rois % 10).astype(int)))
+        assert sorted(epoch) == list(range(count))
+        chosen.append([epoch[index] for index in range(count)])
+        if pipeline == "ArrayBatches":
+            batches.on_epoch_end()                       # what Keras's fit calls between epochs
+    assert set(np.concatenate(chosen)) == set(range(versions))
+    assert chosen[0] != chosen[1] != chosen[2]
+
+
+def test_variants_must_be_named_arrays_of_one_count():
+    from dlcourse import backend
+    inputs = {"image": np.zeros((4, 1)), "rois": np.zeros((4, 3, 2))}
+    with pytest.raises(ValueError, match="not named"):
+        backend.ArrayBatches(inputs, {"class": np.zeros((4, 3))}, 2, variants=("box",))
+    with pytest.raises(ValueError, match="different numbers"):
+        backend.ArrayBatches(inputs, {"class": np.zeros((4, 2))}, 2, variants=("rois", "class"))
+
 def test_corrupt_bundle_names_file_and_fix(data_copy):
     bundle = data_copy / "mnist.npz"
     bundle.write_bytes(bundle.read_bytes()[:-100])

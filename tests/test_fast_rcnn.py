@@ -92,6 +92,24 @@ def test_training_examples_are_positives_then_background_then_padding(tiny_scene
     assert (rows[len(boxes) + 1:, 0] == fast_rcnn.PADDING).all()
 
 
+def test_region_draws_are_independent_draws_of_each_image(tiny_scenes):
+    """``draws=3``: three draws on a second axis, each one as ``training_examples`` makes it; the
+    objects' own boxes open every draw, the rest of the regions differ between draws."""
+    split, proposals = tiny_scenes
+    inputs, targets = fast_rcnn.training_examples(split[:4], proposals[:4], regions_per_image=32,
+                                                  max_positives=8, rng=0, draws=3)
+    assert inputs["images"].shape == (4, 128, 128, 3)
+    assert inputs["rois"].shape == (4, 3, 32, 4) and targets["box"].shape == (4, 3, 32, 5)
+    assert targets["class"].shape == (4, 3, 32)
+    np.testing.assert_array_equal(targets["class"], targets["box"][..., 0])
+    for (_, boxes, labels), rois, label_rows in zip(split, inputs["rois"], targets["class"]):
+        for draw in range(3):
+            np.testing.assert_array_equal(rois[draw, :len(boxes)], boxes)
+            np.testing.assert_array_equal(label_rows[draw, :len(boxes)], labels + 1)
+    assert not np.array_equal(inputs["rois"][:, 0], inputs["rois"][:, 1])
+    assert not np.array_equal(inputs["rois"][:, 1], inputs["rois"][:, 2])
+
+
 def test_padded_regions_do_not_change_the_loss(small_model, tiny_scenes):
     split, proposals = tiny_scenes
     inputs, targets = fast_rcnn.training_examples(split[:4], proposals[:4], regions_per_image=40, rng=1)

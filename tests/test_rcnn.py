@@ -469,7 +469,9 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
                              (["--method", "fast", "--no-box-regression"], "box head"),
                              (["--method", "faster"], "--method"),
                              (["--loose-regions", "-1"], "--loose-regions"),
-                             (["--near-negatives", "1.5"], "--near-negatives")):
+                             (["--near-negatives", "1.5"], "--near-negatives"),
+                             (["--method", "fast", "--region-draws", "0"], "--region-draws"),
+                             (["--method", "fast", "--scale-jitter", "-0.2"], "--scale-jitter")):
         assert rcnn.main([*arguments, "--out", str(tmp_path / "run")]) == 2, arguments
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and words in error, (arguments, error)
@@ -478,3 +480,13 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
     rcnn.check_config(rcnn.parser.parse_args(["--images", folder, "--annotations", folder]))
     assert rcnn.parser.parse_args(["--classes", "any"]).classes == "any"
     assert rcnn.parser.parse_args(["--classes", "3,1"]).classes == (3, 1)
+
+
+def test_each_method_has_its_own_epochs_unless_given():
+    """Without --epochs R-CNN trains 7 and Fast R-CNN 20 (its epochs are shorter); --epochs wins."""
+    def epochs(*arguments):
+        return rcnn.resolve_epochs(rcnn.parser.parse_args(list(arguments))).epochs
+    assert (epochs(), epochs("--method", "fast")) == (rcnn.EPOCHS["rcnn"], rcnn.EPOCHS["fast"]) == (7, 20)
+    assert epochs("--method", "fast", "--epochs", "3") == 3 == epochs("--epochs", "3")
+    text = " ".join(rcnn.parser.format_help().split())      # as one line, however it wraps
+    assert "training epochs (default: 7; with --method fast 20," in text
