@@ -173,6 +173,29 @@ def make_scene(rng, digits_images, digits_labels, size=SCENE_SIZE, num_objects=(
     return image, np.array(boxes, dtype="int64").reshape(-1, 4), np.array(labels, dtype="int64")
 
 
+def make_digit_patch(rng, digit, size=32, side_range=(26, 35)):
+    """One MNIST digit (28 × 28, white ink on black) on a ``size`` × ``size`` patch of scene
+    background, uint8 (size, size, 3): the digit scaled to a side in ``side_range`` (cut to the
+    patch when larger), in a contrasting colour, at a random place.
+
+    What a region crop of a scene looks like, without the clutter: the images of
+    ``dlcourse.digit_pretraining``, which teaches a backbone the digits before detection.
+    """
+    import cv2
+
+    canvas = _background(rng, size) + rng.normal(0.0, 5.0, size=(size, size, 3))
+    side = int(rng.integers(side_range[0], side_range[1] + 1))
+    ink = cv2.resize(digit, (side, side), interpolation=cv2.INTER_LINEAR)
+    if side > size:                                         # keep the middle of a large digit
+        cut = (side - size) // 2
+        ink = ink[cut:cut + size, cut:cut + size]
+    side = ink.shape[0]
+    left, top = (int(value) for value in rng.integers(0, size - side + 1, size=2))
+    square = canvas[top:top + side, left:left + side]
+    _paste(canvas, ink, left, top, _contrasting_colour(rng, square, ink))
+    return np.round(np.clip(canvas, 0, 255)).astype("uint8")
+
+
 def make_scene_set(count, seed, split="train", size=SCENE_SIZE, num_objects=(1, 3),
                    digit_size_range=(28, 48), classes=None):
     """``count`` scenes from the bundled MNIST, the same for the same ``seed``.

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from dlcourse import box_regression, cli, detection, fast_rcnn, scenes
+from dlcourse import box_regression, cli, detection, digit_pretraining, fast_rcnn, scenes
 from labs import rcnn
 from tests.conftest import read_metrics, run_lab
 
@@ -433,6 +433,9 @@ def test_fast_rcnn_method_trains_evaluates_and_detects(tmp_path, capsys):
     assert set(metrics["latency_ms"]) == {"proposals", "features", "heads", "nms", "total"}
     assert 0.0 <= metrics["map75"] <= metrics["map50"] <= 1.0 and 0.0 <= metrics["map50_no_regression"] <= 1.0
     assert metrics["input_size"] == scenes.SCENE_SIZE and metrics["proposal_recall50"] > 0.5
+    # Its default backbone was first trained on digits, and the run keeps those weights.
+    assert metrics["weights"] == "digits" and metrics["pretraining_seconds"] > 0
+    assert len(digit_pretraining.read_weights(run_dir / rcnn.PRETRAINED_BACKBONE)) == 26
     history = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
     assert {"class_loss", "box_loss", "class_accuracy", "val_class_accuracy"} <= set(history)
     assert json.loads((run_dir / "detector.json").read_text())["method"] == "fast"
@@ -482,11 +485,19 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
     assert rcnn.parser.parse_args(["--classes", "3,1"]).classes == (3, 1)
 
 
-def test_each_method_has_its_own_epochs_unless_given():
-    """Without --epochs R-CNN trains 7 and Fast R-CNN 20 (its epochs are shorter); --epochs wins."""
-    def epochs(*arguments):
-        return rcnn.resolve_epochs(rcnn.parser.parse_args(list(arguments))).epochs
-    assert (epochs(), epochs("--method", "fast")) == (rcnn.EPOCHS["rcnn"], rcnn.EPOCHS["fast"]) == (7, 20)
-    assert epochs("--method", "fast", "--epochs", "3") == 3 == epochs("--epochs", "3")
+def test_each_method_has_its_own_epochs_and_weights_unless_given():
+    """Without --epochs R-CNN trains 7 and Fast R-CNN 20 (its epochs are shorter); without
+    --weights R-CNN starts from scratch and Fast R-CNN from the digit-pretrained backbone."""
+    def defaults(*arguments):
+        config = rcnn.resolve_defaults(rcnn.parser.parse_args(list(arguments)))
+        return config.epochs, config.weights
+    assert defaults() == (rcnn.EPOCHS["rcnn"], rcnn.WEIGHTS["rcnn"]) == (7, "none")
+    assert defaults("--method", "fast") == (rcnn.EPOCHS["fast"], rcnn.WEIGHTS["fast"]) == (20, "digits")
+    assert defaults("--method", "fast", "--epochs", "3", "--weights", "none") == (3, "none")
+    assert defaults("--epochs", "3", "--weights", "digits") == (3, "digits")
+    # Before resolve_defaults too (the notebook builds its model from the parsed config).
+    assert rcnn.input_size(rcnn.parser.parse_args([])) == 32
+    assert rcnn.weights_of(rcnn.parser.parse_args(["--method", "fast"])) == "digits"
     text = " ".join(rcnn.parser.format_help().split())      # as one line, however it wraps
     assert "training epochs (default: 7; with --method fast 20," in text
+    assert "default: none, with --method fast digits." in text
