@@ -18,7 +18,7 @@ R-CNN on the whole 128 × 128 scene (its blocks are the same layers, block 4
 unpooled).  The weights are kept in the run directory, so a resumed run does
 not train them again.
 
-Measured on the default scenes (2 epochs, ~3 minutes on 2 CPU cores, 0.94 of
+Measured on the default scenes (2 epochs, ~3.5 minutes on 2 idle CPU cores, 0.94–0.95 of
 2 000 held-out patches right): RESULTS.md, week 5.
 """
 import time
