@@ -233,7 +233,7 @@ parser.add_argument("--predict-batch", type=cli.positive_int, default=None,
                     help="crops per model call at detection time (default 256; 32 for VGG16 at 224)")
 parser.add_argument("--method", choices=("rcnn", "fast"), default="rcnn",
                     help="rcnn: a CNN on every warped proposal; fast: Fast R-CNN, the CNN once per image "
-                         "and RoI pooling per proposal (synthetic scenes, --weights none)")
+                         "and RoI pooling per proposal (synthetic scenes; --weights digits or none)")
 parser.add_argument("--images-per-batch", type=cli.positive_int, default=2,
                     help="--method fast: images per training batch (--batch-size counts crops of R-CNN)")
 parser.add_argument("--regions-per-image", type=cli.positive_int, default=64,
