@@ -81,7 +81,7 @@ drawn ``--region-draws`` times per image, one draw per epoch; it trains 20
 epochs unless ``--epochs`` says otherwise (its epochs take about half as
 long as R-CNN's), and its backbone first learns to classify MNIST's
 training digits (``--weights digits``, ``dlcourse.digit_pretraining``: the
-papers' ImageNet step, ~3.5 minutes), unless ``--weights none``.  ``--scale-jitter`` zooms every
+papers' ImageNet step, ~8.5 minutes), unless ``--weights none``.  ``--scale-jitter`` zooms every
 training image and its regions at random (``dlcourse.scale_jitter``).  The
 same evaluation times "features" and "heads" instead of "crops" and
 "classification".
@@ -131,9 +131,9 @@ FIGURE_SCENES = 8
 # Epochs when --epochs is not given.  A Fast R-CNN epoch (750 steps of two whole images) takes
 # about half as long as R-CNN's (~1 170 steps of 64 crops), and it needs more of them: RESULTS.md.
 EPOCHS = {"rcnn": 7, "fast": 20}
-# --weights when not given.  Digit pretraining put Fast R-CNN's mAP@0.5 at 0.880-0.915 over three runs
-# (from scratch 0.878 and 0.893) and left R-CNN's where it was (0.905, 0.906), for ~3.5 minutes
-# more: RESULTS.md, week 5.
+# --weights when not given.  Digit pretraining (6 epochs) put Fast R-CNN's mAP@0.5 at 0.904 and 0.929 on
+# two seeds (from scratch 0.878 and 0.893; R-CNN 0.905 and 0.903) and left R-CNN's where it was
+# (0.906 with 2 epochs of it), for ~8.5 minutes more: RESULTS.md, week 5.
 WEIGHTS = {"rcnn": "none", "fast": DIGITS}
 
 
@@ -162,7 +162,7 @@ parser = cli.lab_parser(NAME, __doc__.splitlines()[0], epochs=None, batch_size=6
 parser.add_argument("--weights", type=_weights, default=None,
                     help=f"default: {WEIGHTS['rcnn']}, with --method fast {WEIGHTS['fast']}.  "
                          "none: VGG16's topology at --width, trained from scratch; digits: the same, "
-                         "first trained to classify MNIST's training digits (about 3.5 minutes; "
+                         "first trained to classify MNIST's training digits (about 8.5 minutes; "
                          "dlcourse.digit_pretraining), then on the scenes; imagenet: "
                          "keras.applications.VGG16 with ImageNet weights (downloaded once, needs the "
                          "network); or the path of a VGG16 weight file.  With imagenet or a path the "
